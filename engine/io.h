@@ -1,0 +1,82 @@
+// Byte streams between modules: ByteSource (pulled) and ByteSink (pushed).
+//
+// Contract
+//   ByteSource::read fills up to `size` bytes and returns how many; 0 means
+//   end of stream. ByteSink::write consumes all of `data` or fails. Errors
+//   are Status values; a failed stream must not be used again.
+//   The process runner and the SSH transports pump these from one thread;
+//   implementations need not be thread safe unless they say so.
+//   StringSource/StringSink hold everything in memory (tests, small outputs);
+//   LimitedStringSink keeps at most N bytes (the tail is dropped) so a chatty
+//   stderr cannot exhaust memory.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "engine/status.h"
+
+namespace vmlift {
+
+class ByteSource {
+public:
+    virtual ~ByteSource() = default;
+    virtual Result<size_t> read(char* buffer, size_t size) = 0;
+};
+
+class ByteSink {
+public:
+    virtual ~ByteSink() = default;
+    virtual Status write(std::string_view data) = 0;
+};
+
+class StringSource : public ByteSource {
+public:
+    explicit StringSource(std::string data) : m_data(std::move(data)) {}
+    Result<size_t> read(char* buffer, size_t size) override;
+
+private:
+    std::string m_data;
+    size_t m_pos = 0;
+};
+
+class StringSink : public ByteSink {
+public:
+    Status write(std::string_view data) override;
+    const std::string& str() const { return m_data; }
+
+private:
+    std::string m_data;
+};
+
+class LimitedStringSink : public ByteSink {
+public:
+    explicit LimitedStringSink(size_t limit) : m_limit(limit) {}
+    Status write(std::string_view data) override;
+    const std::string& str() const { return m_data; }
+    bool truncated() const { return m_truncated; }
+
+private:
+    size_t m_limit;
+    std::string m_data;
+    bool m_truncated = false;
+};
+
+// Discards everything; counts bytes.
+class NullSink : public ByteSink {
+public:
+    Status write(std::string_view data) override {
+        m_bytes += data.size();
+        return {};
+    }
+    size_t bytes() const { return m_bytes; }
+
+private:
+    size_t m_bytes = 0;
+};
+
+// The last non-empty line of `text`, trimmed; used to quote a tool's error.
+std::string last_line(std::string_view text);
+
+}  // namespace vmlift

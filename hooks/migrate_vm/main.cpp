@@ -1,0 +1,47 @@
+// migrate-vm: the command users run. argv/env → structs → engine → exit code.
+#include <unistd.h>
+
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "hooks/migrate_vm/context.h"
+#include "hooks/migrate_vm/ssh_check.h"
+
+int main(int argc, char** argv) {
+    using namespace vmlift;
+    using namespace vmlift::cli;
+    ignore_sigpipe();
+
+    Context ctx;
+    ctx.env = Environment::from_process();
+    ctx.stderr_is_terminal = ::isatty(STDERR_FILENO) != 0;
+
+    CLI::App app{"vmlift migrate-vm: move virtual machines from Proxmox VE to TrueNAS SCALE"};
+    app.set_version_flag("--version", std::string("migrate-vm ") + VMLIFT_VERSION);
+    app.require_subcommand(1);
+    app.fallthrough();
+    add_global_options(app, ctx.global);
+
+    SshCheckOptions ssh_check;
+    add_ssh_check_command(app, ssh_check);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        app.exit(e);
+        return 2;  // usage error (README "Exit codes")
+    }
+    ctx.logger.set_console(&std::cerr, ctx.global.verbose ? LogLevel::debug : LogLevel::info);
+
+    if (app.got_subcommand("ssh-check")) {
+        return run_ssh_check(ctx, ssh_check);
+    }
+    return 2;
+}
