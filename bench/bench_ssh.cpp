@@ -45,7 +45,9 @@ int main(int argc, char** argv) {
         std::cerr << "transfer failed or corrupted\n";
         return 1;
     }
-    nlohmann::json out = {{"backend", backend_name}, {"bytes", bytes}, {"seconds", secs},
+    nlohmann::json out = {{"backend", backend_name},
+                          {"bytes", bytes},
+                          {"seconds", secs},
                           {"mb_per_sec", static_cast<double>(bytes) / secs / 1e6}};
     std::cout << out.dump() << std::endl;
     return 0;

@@ -26,8 +26,8 @@ std::tm utc_tm(std::chrono::system_clock::time_point t) {
 
 std::string iso8601_utc(std::chrono::system_clock::time_point t) {
     std::tm tm = utc_tm(t);
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count() %
-              1000;
+    auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count() % 1000;
     if (ms < 0) {
         ms += 1000;
     }

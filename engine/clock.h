@@ -16,14 +16,14 @@
 namespace vmlift {
 
 class Clock {
-public:
+  public:
     virtual ~Clock() = default;
     virtual std::chrono::steady_clock::time_point steady() const = 0;
     virtual std::chrono::system_clock::time_point wall() const = 0;
 };
 
 class RealClock : public Clock {
-public:
+  public:
     std::chrono::steady_clock::time_point steady() const override {
         return std::chrono::steady_clock::now();
     }
@@ -33,7 +33,7 @@ public:
 };
 
 class FakeClock : public Clock {
-public:
+  public:
     // 2026-01-01T00:00:00Z unless told otherwise.
     explicit FakeClock(std::chrono::system_clock::time_point start =
                            std::chrono::system_clock::time_point(std::chrono::seconds(1767225600)));
@@ -41,7 +41,7 @@ public:
     std::chrono::system_clock::time_point wall() const override;
     void advance(std::chrono::nanoseconds by) { m_offset_ns += by.count(); }
 
-private:
+  private:
     std::chrono::system_clock::time_point m_start;
     std::atomic<long long> m_offset_ns{0};
 };

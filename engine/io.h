@@ -20,44 +20,44 @@
 namespace vmlift {
 
 class ByteSource {
-public:
+  public:
     virtual ~ByteSource() = default;
     virtual Result<size_t> read(char* buffer, size_t size) = 0;
 };
 
 class ByteSink {
-public:
+  public:
     virtual ~ByteSink() = default;
     virtual Status write(std::string_view data) = 0;
 };
 
 class StringSource : public ByteSource {
-public:
+  public:
     explicit StringSource(std::string data) : m_data(std::move(data)) {}
     Result<size_t> read(char* buffer, size_t size) override;
 
-private:
+  private:
     std::string m_data;
     size_t m_pos = 0;
 };
 
 class StringSink : public ByteSink {
-public:
+  public:
     Status write(std::string_view data) override;
     const std::string& str() const { return m_data; }
 
-private:
+  private:
     std::string m_data;
 };
 
 class LimitedStringSink : public ByteSink {
-public:
+  public:
     explicit LimitedStringSink(size_t limit) : m_limit(limit) {}
     Status write(std::string_view data) override;
     const std::string& str() const { return m_data; }
     bool truncated() const { return m_truncated; }
 
-private:
+  private:
     size_t m_limit;
     std::string m_data;
     bool m_truncated = false;
@@ -65,14 +65,14 @@ private:
 
 // Discards everything; counts bytes.
 class NullSink : public ByteSink {
-public:
+  public:
     Status write(std::string_view data) override {
         m_bytes += data.size();
         return {};
     }
     size_t bytes() const { return m_bytes; }
 
-private:
+  private:
     size_t m_bytes = 0;
 };
 

@@ -10,10 +10,14 @@ namespace vmlift {
 namespace {
 const char* level_tag(LogLevel level) {
     switch (level) {
-        case LogLevel::debug: return "DEBUG";
-        case LogLevel::info: return "INFO ";
-        case LogLevel::warn: return "WARN ";
-        case LogLevel::error: return "ERROR";
+        case LogLevel::debug:
+            return "DEBUG";
+        case LogLevel::info:
+            return "INFO ";
+        case LogLevel::warn:
+            return "WARN ";
+        case LogLevel::error:
+            return "ERROR";
     }
     return "INFO ";
 }
@@ -28,8 +32,8 @@ Logger::~Logger() {
 Status Logger::open_file(const std::string& path) {
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) {
-        return Status(Code::io_error, "cannot open log file " + path + ": " +
-                                          std::strerror(errno) + "; check the run directory");
+        return Status(Code::io_error, "cannot open log file " + path + ": " + std::strerror(errno) +
+                                          "; check the run directory");
     }
     std::FILE* file = ::fdopen(fd, "a");
     if (!file) {
@@ -61,8 +65,8 @@ void Logger::log(LogLevel level, std::string_view component, std::string_view me
             std::fflush(m_file) != 0) {
             m_file_failed = true;
             if (m_console) {
-                *m_console << "vmlift: warning: cannot write the log file ("
-                           << std::strerror(errno) << "); continuing without it\n";
+                *m_console << "vmlift: warning: cannot write the log file (" << std::strerror(errno)
+                           << "); continuing without it\n";
             }
         }
     }

@@ -26,7 +26,7 @@ namespace vmlift {
 enum class LogLevel { debug = 0, info, warn, error };
 
 class Logger {
-public:
+  public:
     Logger(const Clock& clock, const Redactor& redactor) : m_clock(clock), m_redactor(redactor) {}
     ~Logger();
     Logger(const Logger&) = delete;
@@ -37,12 +37,16 @@ public:
     void set_console(std::ostream* console, LogLevel min_level);
 
     void log(LogLevel level, std::string_view component, std::string_view message);
-    void debug(std::string_view component, std::string_view m) { log(LogLevel::debug, component, m); }
+    void debug(std::string_view component, std::string_view m) {
+        log(LogLevel::debug, component, m);
+    }
     void info(std::string_view component, std::string_view m) { log(LogLevel::info, component, m); }
     void warn(std::string_view component, std::string_view m) { log(LogLevel::warn, component, m); }
-    void error(std::string_view component, std::string_view m) { log(LogLevel::error, component, m); }
+    void error(std::string_view component, std::string_view m) {
+        log(LogLevel::error, component, m);
+    }
 
-private:
+  private:
     const Clock& m_clock;
     const Redactor& m_redactor;
     std::mutex m_mutex;

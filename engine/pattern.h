@@ -17,14 +17,14 @@
 namespace vmlift {
 
 class PatternSource : public ByteSource {
-public:
+  public:
     PatternSource(uint64_t size, uint64_t seed);
     ~PatternSource() override;
     Result<size_t> read(char* buffer, size_t size) override;
     uint64_t digest() const;
     uint64_t produced() const { return m_produced; }
 
-private:
+  private:
     uint64_t next();
     uint64_t m_size;
     uint64_t m_produced = 0;
@@ -34,14 +34,14 @@ private:
 };
 
 class HashingSink : public ByteSink {
-public:
+  public:
     HashingSink();
     ~HashingSink() override;
     Status write(std::string_view data) override;
     uint64_t digest() const;
     uint64_t bytes() const { return m_bytes; }
 
-private:
+  private:
     uint64_t m_bytes = 0;
     struct Hash;
     std::unique_ptr<Hash> m_hash;

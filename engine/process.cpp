@@ -17,14 +17,15 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr const char* k_default_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+constexpr const char* k_default_path =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 Status errno_status(const std::string& what) {
     return Status(Code::io_error, what + ": " + std::strerror(errno));
 }
 
 class Fd {
-public:
+  public:
     Fd() = default;
     explicit Fd(int fd) : m_fd(fd) {}
     Fd(Fd&& other) noexcept : m_fd(other.release()) {}
@@ -48,7 +49,7 @@ public:
         m_fd = fd;
     }
 
-private:
+  private:
     int m_fd = -1;
 };
 
@@ -83,7 +84,7 @@ ExitStatus decode_wait_status(int status) {
 
 // Spawns the child with the given stdio fds (or spec redirects when -1).
 class Spawner {
-public:
+  public:
     explicit Spawner(const ProcessSpec& spec) : m_spec(spec) {}
 
     Result<pid_t> spawn(int in_fd, int out_fd, int err_fd) {
@@ -112,8 +113,8 @@ public:
         posix_spawnattr_setsigmask(&attr, &empty_mask);
         posix_spawnattr_setsigdefault(&attr, &defaults);
         posix_spawnattr_setpgroup(&attr, 0);
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                            POSIX_SPAWN_SETSIGDEF);
+        posix_spawnattr_setflags(
+            &attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 
         std::vector<char*> argv;
         for (const auto& a : m_spec.argv) {
@@ -136,7 +137,7 @@ public:
         return pid;
     }
 
-private:
+  private:
     static void add_stdio(posix_spawn_file_actions_t* actions, int target, int fd,
                           const Redirect& redirect, bool is_input) {
         if (fd >= 0) {
@@ -198,7 +199,7 @@ ExitStatus kill_group_and_reap(pid_t pid, std::chrono::milliseconds grace) {
 }
 
 class PosixProcess : public Process {
-public:
+  public:
     explicit PosixProcess(pid_t pid) : m_pid(pid) {}
     ~PosixProcess() override {
         if (!m_exit) {
@@ -225,14 +226,14 @@ public:
         return *m_exit;
     }
 
-private:
+  private:
     pid_t m_pid;
     std::optional<ExitStatus> m_exit;
 };
 
 // Moves bytes between the child's pipes and the caller's source/sinks.
 class Pump {
-public:
+  public:
     Pump(RunIo io, Fd in, Fd out, Fd err)
         : m_io(io), m_in(std::move(in)), m_out(std::move(out)), m_err(std::move(err)) {
         for (int fd : {m_in.get(), m_out.get(), m_err.get()}) {
@@ -283,7 +284,7 @@ public:
         return {};
     }
 
-private:
+  private:
     static constexpr size_t k_buffer_size = 256 * 1024;
 
     Status refill_stdin() {
@@ -332,7 +333,8 @@ private:
         for (;;) {
             ssize_t r = ::read(fd.get(), m_buffer.data(), m_buffer.size());
             if (r > 0) {
-                VMLIFT_RETURN_IF_ERROR(sink->write(std::string_view(m_buffer.data(), static_cast<size_t>(r))));
+                VMLIFT_RETURN_IF_ERROR(
+                    sink->write(std::string_view(m_buffer.data(), static_cast<size_t>(r))));
                 continue;
             }
             if (r == 0) {
@@ -499,14 +501,14 @@ Result<std::unique_ptr<Process>> PosixProcessRunner::start(const ProcessSpec& sp
 namespace {
 // The handler already played the whole child, so the process has exited.
 class FakeProcess : public Process {
-public:
+  public:
     explicit FakeProcess(ExitStatus exit) : m_exit(exit) {}
     pid_t pid() const override { return 0; }
     std::optional<ExitStatus> try_wait() override { return m_exit; }
     ExitStatus wait() override { return m_exit; }
     ExitStatus terminate(std::chrono::milliseconds) override { return m_exit; }
 
-private:
+  private:
     ExitStatus m_exit;
 };
 }  // namespace

@@ -75,7 +75,7 @@ struct RunIo {
 };
 
 class Process {
-public:
+  public:
     virtual ~Process() = default;
     virtual pid_t pid() const = 0;
     // nullopt while running.
@@ -86,14 +86,14 @@ public:
 };
 
 class ProcessRunner {
-public:
+  public:
     virtual ~ProcessRunner() = default;
     virtual Result<ExitStatus> run(const ProcessSpec& spec, RunIo io) = 0;
     virtual Result<std::unique_ptr<Process>> start(const ProcessSpec& spec) = 0;
 };
 
 class PosixProcessRunner : public ProcessRunner {
-public:
+  public:
     Result<ExitStatus> run(const ProcessSpec& spec, RunIo io) override;
     Result<std::unique_ptr<Process>> start(const ProcessSpec& spec) override;
 };
@@ -102,14 +102,14 @@ public:
 // (reads io.in, writes io.out/io.err) and returns its exit. Specs are kept
 // in `history` for assertions on what would have run.
 class FakeProcessRunner : public ProcessRunner {
-public:
+  public:
     using Handler = std::function<Result<ExitStatus>(const ProcessSpec&, RunIo)>;
     explicit FakeProcessRunner(Handler handler) : m_handler(std::move(handler)) {}
     Result<ExitStatus> run(const ProcessSpec& spec, RunIo io) override;
     Result<std::unique_ptr<Process>> start(const ProcessSpec& spec) override;
     const std::vector<ProcessSpec>& history() const { return m_history; }
 
-private:
+  private:
     Handler m_handler;
     std::vector<ProcessSpec> m_history;
 };

@@ -70,9 +70,10 @@ void ProgressReporter::update(uint64_t bytes_done) {
     while (m_samples.size() > 2 && now - m_samples[1].at >= k_window) {
         m_samples.pop_front();
     }
-    auto interval = m_style == ProgressStyle::json
-                        ? std::chrono::duration_cast<std::chrono::steady_clock::duration>(k_json_interval)
-                        : std::chrono::duration_cast<std::chrono::steady_clock::duration>(k_terminal_interval);
+    auto interval =
+        m_style == ProgressStyle::json
+            ? std::chrono::duration_cast<std::chrono::steady_clock::duration>(k_json_interval)
+            : std::chrono::duration_cast<std::chrono::steady_clock::duration>(k_terminal_interval);
     if (m_last_emit && now - *m_last_emit < interval) {
         return;
     }
@@ -124,7 +125,8 @@ void ProgressReporter::emit(bool final, bool success) {
     }
     auto now = m_clock.steady();
     double elapsed = seconds_between(m_start, now);
-    double rate = final ? (elapsed > 0 ? static_cast<double>(m_done) / elapsed : 0.0) : rate_locked();
+    double rate =
+        final ? (elapsed > 0 ? static_cast<double>(m_done) / elapsed : 0.0) : rate_locked();
     auto eta = eta_locked();
     std::optional<double> percent;
     if (m_total > 0) {
@@ -136,7 +138,8 @@ void ProgressReporter::emit(bool final, bool success) {
             {"label", m_label},
             {"bytes_done", m_done},
             {"bytes_total", m_total > 0 ? nlohmann::json(m_total) : nlohmann::json(nullptr)},
-            {"percent", percent ? nlohmann::json(std::round(*percent * 10) / 10) : nlohmann::json(nullptr)},
+            {"percent",
+             percent ? nlohmann::json(std::round(*percent * 10) / 10) : nlohmann::json(nullptr)},
             {"rate_bytes_per_sec", static_cast<uint64_t>(rate)},
             {"eta_sec", !final && eta ? nlohmann::json(*eta) : nlohmann::json(nullptr)},
             {"elapsed_sec", std::round(elapsed * 10) / 10},
@@ -151,8 +154,10 @@ void ProgressReporter::emit(bool final, bool success) {
     std::string text = m_label + "  ";
     if (percent) {
         int filled = static_cast<int>(std::min(100.0, *percent) * k_bar_width / 100.0);
-        text += "[" + std::string(static_cast<size_t>(filled), '#') +
-                std::string(static_cast<size_t>(k_bar_width - filled), '.') + "]  ";
+        text += '[';
+        text.append(static_cast<size_t>(filled), '#');
+        text.append(static_cast<size_t>(k_bar_width - filled), '.');
+        text += "]  ";
         char pct[16];
         std::snprintf(pct, sizeof pct, "%3d%%  ", static_cast<int>(*percent));
         text += pct;
@@ -162,10 +167,12 @@ void ProgressReporter::emit(bool final, bool success) {
     }
     text += "  " + format_bytes(static_cast<uint64_t>(rate)) + "/s";
     if (final) {
-        text += "  in " + format_duration(static_cast<uint64_t>(elapsed));
+        text += "  in ";
+        text += format_duration(static_cast<uint64_t>(elapsed));
         text += success ? "  done" : "  FAILED";
     } else if (eta) {
-        text += "  ETA " + format_duration(*eta);
+        text += "  ETA ";
+        text += format_duration(*eta);
     }
     m_out << "\r" << text << "\x1b[K";
     if (final) {

@@ -37,7 +37,7 @@ std::string format_bytes(uint64_t bytes);
 std::string format_duration(uint64_t seconds);
 
 class ProgressReporter {
-public:
+  public:
     ProgressReporter(std::ostream& out, ProgressStyle style, const Clock& clock, std::string label,
                      uint64_t total_bytes /* 0: unknown */);
 
@@ -48,7 +48,7 @@ public:
     double rate_bytes_per_sec() const;
     std::optional<uint64_t> eta_seconds() const;
 
-private:
+  private:
     struct Sample {
         std::chrono::steady_clock::time_point at;
         uint64_t bytes;
@@ -76,15 +76,16 @@ namespace vmlift {
 
 // Passes bytes through to `inner` and reports the running total.
 class ProgressSink : public ByteSink {
-public:
-    ProgressSink(ByteSink& inner, ProgressReporter& progress) : m_inner(inner), m_progress(progress) {}
+  public:
+    ProgressSink(ByteSink& inner, ProgressReporter& progress)
+        : m_inner(inner), m_progress(progress) {}
     Status write(std::string_view data) override {
         m_bytes += data.size();
         m_progress.update(m_bytes);
         return m_inner.write(data);
     }
 
-private:
+  private:
     ByteSink& m_inner;
     ProgressReporter& m_progress;
     uint64_t m_bytes = 0;

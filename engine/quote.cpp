@@ -60,9 +60,9 @@ Result<std::string> shell_join(const std::vector<std::string>& argv) {
     std::string line;
     for (size_t i = 0; i < argv.size(); ++i) {
         if (argv[i].find('\0') != std::string::npos) {
-            return Status(Code::invalid_input,
-                          "argument " + std::to_string(i) + " contains a NUL byte, which no "
-                          "command line can carry");
+            return Status(Code::invalid_input, "argument " + std::to_string(i) +
+                                                   " contains a NUL byte, which no "
+                                                   "command line can carry");
         }
         if (i > 0) {
             line.push_back(' ');

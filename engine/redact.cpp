@@ -26,7 +26,8 @@ const std::vector<std::regex>& shape_patterns() {
                 R"re(((?:^|[\s?&;,])(?:password|passwd|passphrase|secret|api_key|apikey|token)\s*[=:]\s*)[^\s&;,"']+)re",
                 flags),
             // Private key material pasted anywhere.
-            std::regex(R"re((-----BEGIN [A-Z ]*PRIVATE KEY-----)[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----)re"),
+            std::regex(
+                R"re((-----BEGIN [A-Z ]*PRIVATE KEY-----)[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----)re"),
             // --password VALUE on a logged command line.
             std::regex(R"re((--(?:password|passphrase|secret|api-key|token)[ =])[^\s]+)re", flags),
         };
@@ -45,8 +46,9 @@ void Redactor::add_secret(std::string secret) {
         return;
     }
     m_secrets.push_back(std::move(secret));
-    std::stable_sort(m_secrets.begin(), m_secrets.end(),
-                     [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+    std::stable_sort(
+        m_secrets.begin(), m_secrets.end(),
+        [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
 }
 
 std::string Redactor::redact(std::string_view text) const {

@@ -22,11 +22,11 @@
 namespace vmlift {
 
 class Redactor {
-public:
+  public:
     void add_secret(std::string secret);
     std::string redact(std::string_view text) const;
 
-private:
+  private:
     mutable std::mutex m_mutex;
     std::vector<std::string> m_secrets;  // longest first
 };

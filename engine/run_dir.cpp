@@ -69,7 +69,8 @@ Status make_dirs(const std::string& path, unsigned mode) {
 
 Status write_file_atomic(const std::string& path, const std::string& contents, unsigned mode) {
     std::string tmp = path + ".tmp." + random_hex(4);
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, static_cast<mode_t>(mode));
+    int fd =
+        ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, static_cast<mode_t>(mode));
     if (fd < 0) {
         return io_fail("cannot create", tmp);
     }

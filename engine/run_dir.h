@@ -20,7 +20,7 @@
 namespace vmlift {
 
 class RunDir {
-public:
+  public:
     static Result<RunDir> create(const std::string& base, const Clock& clock);
     static Result<RunDir> open(const std::string& path);
 
@@ -30,9 +30,11 @@ public:
 
     Status write_file(const std::string& name, const std::string& contents) const;
     Result<std::string> read_file(const std::string& name) const;
-    Status set_status(const std::string& status) const { return write_file("status", status + "\n"); }
+    Status set_status(const std::string& status) const {
+        return write_file("status", status + "\n");
+    }
 
-private:
+  private:
     RunDir(std::string path, std::string id) : m_path(std::move(path)), m_id(std::move(id)) {}
     std::string m_path;
     std::string m_id;

@@ -43,7 +43,7 @@ const char* code_name(Code code);
 int exit_code_for(Code code);
 
 class [[nodiscard]] Status {
-public:
+  public:
     Status() = default;
     Status(Code code, std::string message) : m_code(code), m_message(std::move(message)) {}
 
@@ -59,14 +59,14 @@ public:
     // Prefix the message with context: "connect root@h: <message>".
     Status with_context(const std::string& context) const;
 
-private:
+  private:
     Code m_code = Code::ok;
     std::string m_message;
 };
 
 template <typename T>
 class [[nodiscard]] Result {
-public:
+  public:
     Result(T value) : m_value(std::move(value)) {}  // NOLINT: implicit by design
     Result(Status status) : m_status(std::move(status)) {
         if (m_status.ok()) {
@@ -94,7 +94,7 @@ public:
     T* operator->() { return &value(); }
     const T* operator->() const { return &value(); }
 
-private:
+  private:
     void check() const {
         if (!m_value) {
             std::abort();
@@ -105,12 +105,12 @@ private:
 };
 
 // Early-return helpers keep call sites short.
-#define VMLIFT_RETURN_IF_ERROR(expr)        \
-    do {                                    \
+#define VMLIFT_RETURN_IF_ERROR(expr)          \
+    do {                                      \
         ::vmlift::Status vmlift_st_ = (expr); \
-        if (!vmlift_st_.ok()) {             \
-            return vmlift_st_;              \
-        }                                   \
+        if (!vmlift_st_.ok()) {               \
+            return vmlift_st_;                \
+        }                                     \
     } while (0)
 
 }  // namespace vmlift

@@ -6,16 +6,19 @@ namespace vmlift {
 
 const char* host_key_policy_name(HostKeyPolicy policy) {
     switch (policy) {
-        case HostKeyPolicy::strict: return "strict";
-        case HostKeyPolicy::accept_new: return "accept-new";
-        case HostKeyPolicy::insecure_no_check: return "insecure-no-check";
+        case HostKeyPolicy::strict:
+            return "strict";
+        case HostKeyPolicy::accept_new:
+            return "accept-new";
+        case HostKeyPolicy::insecure_no_check:
+            return "insecure-no-check";
     }
     return "strict";
 }
 
 Result<HostKeyPolicy> parse_host_key_policy(const std::string& text) {
-    for (auto p : {HostKeyPolicy::strict, HostKeyPolicy::accept_new,
-                   HostKeyPolicy::insecure_no_check}) {
+    for (auto p :
+         {HostKeyPolicy::strict, HostKeyPolicy::accept_new, HostKeyPolicy::insecure_no_check}) {
         if (text == host_key_policy_name(p)) {
             return p;
         }
@@ -35,7 +38,8 @@ Result<SshBackend> parse_ssh_backend(const std::string& text) {
     if (text == "libssh2") {
         return SshBackend::libssh2;
     }
-    return Status(Code::invalid_input, "unknown SSH backend '" + text + "'; use openssh or libssh2");
+    return Status(Code::invalid_input,
+                  "unknown SSH backend '" + text + "'; use openssh or libssh2");
 }
 
 std::string SshTarget::describe() const {
@@ -88,8 +92,8 @@ Status host_key_unknown_error(const SshTarget& target, const std::string& known_
 }
 
 Status auth_failed_error(const SshTarget& target, const std::string& detail) {
-    return Status(Code::auth_failed, "authentication as " + target.describe() + " failed: " +
-                                         detail +
+    return Status(Code::auth_failed, "authentication as " + target.describe() +
+                                         " failed: " + detail +
                                          "; check --identity-file, the key's passphrase, "
                                          "ssh-agent or the password file, and the host's "
                                          "authorized_keys");
@@ -109,9 +113,8 @@ Status unreachable_error(const SshTarget& target, const std::string& reason) {
 }
 
 Status connection_lost_error(const SshTarget& target, const std::string& reason) {
-    return Status(Code::connection_lost,
-                  "SSH connection to " + target.describe() + " lost: " + reason +
-                      "; check the network, then resume the run");
+    return Status(Code::connection_lost, "SSH connection to " + target.describe() + " lost: " +
+                                             reason + "; check the network, then resume the run");
 }
 
 }  // namespace vmlift

@@ -86,7 +86,7 @@ struct ExecOptions {
 };
 
 class SshTransport {
-public:
+  public:
     virtual ~SshTransport() = default;
     virtual Status connect() = 0;
     virtual Result<ExitStatus> exec(const std::vector<std::string>& argv, RunIo io,

@@ -55,8 +55,8 @@ Result<uint64_t> upload_file(SshTransport& transport, const std::string& local_p
     }
     if (!exit->success()) {
         return Status(Code::remote_failed, "cannot upload " + local_path + " to " +
-                                               transport.target().host + ":" + remote_path +
-                                               " (" + exit->describe() + "): " + last_line(err.str()));
+                                               transport.target().host + ":" + remote_path + " (" +
+                                               exit->describe() + "): " + last_line(err.str()));
     }
     uint64_t sent = (*source)->bytes_read();
     std::string count = last_line(out.str());

@@ -26,13 +26,13 @@ Result<uint64_t> upload_file(SshTransport& transport, const std::string& local_p
 
 // Reads a local file as a ByteSource.
 class FileSource : public ByteSource {
-public:
+  public:
     static Result<std::unique_ptr<FileSource>> open(const std::string& path);
     ~FileSource() override;
     Result<size_t> read(char* buffer, size_t size) override;
     uint64_t bytes_read() const { return m_bytes; }
 
-private:
+  private:
     FileSource(int fd, std::string path) : m_fd(fd), m_path(std::move(path)) {}
     int m_fd;
     std::string m_path;

@@ -19,13 +19,20 @@ using KnownHostsPtr = std::unique_ptr<LIBSSH2_KNOWNHOSTS, KnownHostsDeleter>;
 
 int knownhost_key_type(int hostkey_type) {
     switch (hostkey_type) {
-        case LIBSSH2_HOSTKEY_TYPE_RSA: return LIBSSH2_KNOWNHOST_KEY_SSHRSA;
-        case LIBSSH2_HOSTKEY_TYPE_DSS: return LIBSSH2_KNOWNHOST_KEY_SSHDSS;
-        case LIBSSH2_HOSTKEY_TYPE_ECDSA_256: return LIBSSH2_KNOWNHOST_KEY_ECDSA_256;
-        case LIBSSH2_HOSTKEY_TYPE_ECDSA_384: return LIBSSH2_KNOWNHOST_KEY_ECDSA_384;
-        case LIBSSH2_HOSTKEY_TYPE_ECDSA_521: return LIBSSH2_KNOWNHOST_KEY_ECDSA_521;
-        case LIBSSH2_HOSTKEY_TYPE_ED25519: return LIBSSH2_KNOWNHOST_KEY_ED25519;
-        default: return LIBSSH2_KNOWNHOST_KEY_UNKNOWN;
+        case LIBSSH2_HOSTKEY_TYPE_RSA:
+            return LIBSSH2_KNOWNHOST_KEY_SSHRSA;
+        case LIBSSH2_HOSTKEY_TYPE_DSS:
+            return LIBSSH2_KNOWNHOST_KEY_SSHDSS;
+        case LIBSSH2_HOSTKEY_TYPE_ECDSA_256:
+            return LIBSSH2_KNOWNHOST_KEY_ECDSA_256;
+        case LIBSSH2_HOSTKEY_TYPE_ECDSA_384:
+            return LIBSSH2_KNOWNHOST_KEY_ECDSA_384;
+        case LIBSSH2_HOSTKEY_TYPE_ECDSA_521:
+            return LIBSSH2_KNOWNHOST_KEY_ECDSA_521;
+        case LIBSSH2_HOSTKEY_TYPE_ED25519:
+            return LIBSSH2_KNOWNHOST_KEY_ED25519;
+        default:
+            return LIBSSH2_KNOWNHOST_KEY_UNKNOWN;
     }
 }
 
@@ -57,8 +64,8 @@ Status append_entry(LIBSSH2_KNOWNHOSTS* kh, libssh2_knownhost* entry, const std:
     out.write(line, static_cast<std::streamsize>(len));
     out.flush();
     if (!out) {
-        return Status(Code::io_error, "cannot append the new host key to " + file + ": " +
-                                          std::strerror(errno));
+        return Status(Code::io_error,
+                      "cannot append the new host key to " + file + ": " + std::strerror(errno));
     }
     return {};
 }
@@ -87,10 +94,9 @@ Status check_host_key(LIBSSH2_SESSION* session, const SshTarget& target, const s
     }
     load_lines(kh.get(), file);
     libssh2_knownhost* found = nullptr;
-    int rc = libssh2_knownhost_checkp(kh.get(), target.host.c_str(), target.port, key, key_len,
-                                      LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW |
-                                          typemask,
-                                      &found);
+    int rc = libssh2_knownhost_checkp(
+        kh.get(), target.host.c_str(), target.port, key, key_len,
+        LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | typemask, &found);
     switch (rc) {
         case LIBSSH2_KNOWNHOST_CHECK_MATCH:
             return {};
@@ -99,18 +105,17 @@ Status check_host_key(LIBSSH2_SESSION* session, const SshTarget& target, const s
         case LIBSSH2_KNOWNHOST_CHECK_NOTFOUND:
             break;
         default:
-            return Status(Code::host_key, "cannot check the host key of " + target.describe() +
-                                              " against " + file);
+            return Status(Code::host_key,
+                          "cannot check the host key of " + target.describe() + " against " + file);
     }
     if (policy != HostKeyPolicy::accept_new) {
         return host_key_unknown_error(target, file);
     }
     libssh2_knownhost* added = nullptr;
     std::string name = target.known_hosts_name();
-    if (libssh2_knownhost_addc(kh.get(), name.c_str(), nullptr, key, key_len, nullptr, 0,
-                               LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW |
-                                   typemask,
-                               &added) != 0) {
+    if (libssh2_knownhost_addc(
+            kh.get(), name.c_str(), nullptr, key, key_len, nullptr, 0,
+            LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | typemask, &added) != 0) {
         return Status(Code::internal, "cannot record the host key of " + target.describe());
     }
     return append_entry(kh.get(), added, file);

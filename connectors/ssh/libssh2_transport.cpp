@@ -41,7 +41,8 @@ int signal_number(const char* name) {
 }
 
 int remaining_ms(SteadyClock::time_point deadline) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
     return left.count() < 0 ? 0 : static_cast<int>(left.count());
 }
 
@@ -50,8 +51,8 @@ struct PasswordContext {
 };
 
 void kbd_callback(const char*, int, const char*, int, int num_prompts,
-                  const LIBSSH2_USERAUTH_KBDINT_PROMPT*, LIBSSH2_USERAUTH_KBDINT_RESPONSE* responses,
-                  void** abstract) {
+                  const LIBSSH2_USERAUTH_KBDINT_PROMPT*,
+                  LIBSSH2_USERAUTH_KBDINT_RESPONSE* responses, void** abstract) {
     auto* ctx = static_cast<PasswordContext*>(*abstract);
     for (int i = 0; i < num_prompts; ++i) {
         // libssh2 frees the responses with its allocator (free by default).
@@ -178,8 +179,7 @@ Status Libssh2Transport::handshake() {
         return unreachable_error(m_options.target,
                                  std::string("SSH handshake failed: ") + (msg ? msg : "?"));
     }
-    VMLIFT_RETURN_IF_ERROR(check_host_key(m_session, m_options.target,
-                                          m_options.known_hosts_file,
+    VMLIFT_RETURN_IF_ERROR(check_host_key(m_session, m_options.target, m_options.known_hosts_file,
                                           m_options.host_key_policy));
     libssh2_keepalive_config(m_session, 1,
                              static_cast<unsigned>(m_options.keepalive_interval.count()));
@@ -248,8 +248,8 @@ Status Libssh2Transport::authenticate() {
         tried += "keyboard-interactive ";
         PasswordContext ctx{&*auth.password};
         *libssh2_session_abstract(m_session) = &ctx;
-        int rc = libssh2_userauth_keyboard_interactive_ex(m_session, user.c_str(), ulen,
-                                                          kbd_callback);
+        int rc =
+            libssh2_userauth_keyboard_interactive_ex(m_session, user.c_str(), ulen, kbd_callback);
         *libssh2_session_abstract(m_session) = nullptr;
         if (rc == 0) {
             return {};
@@ -259,12 +259,13 @@ Status Libssh2Transport::authenticate() {
         return auth_failed_error(m_options.target, key_problem);
     }
     if (tried.empty()) {
-        return auth_failed_error(m_options.target, "no usable credentials for the methods the "
-                                                   "server offers (" + offered + ")");
+        return auth_failed_error(m_options.target,
+                                 "no usable credentials for the methods the "
+                                 "server offers (" +
+                                     offered + ")");
     }
     tried.pop_back();
-    return auth_failed_error(m_options.target,
-                             "server offers " + offered + "; tried " + tried);
+    return auth_failed_error(m_options.target, "server offers " + offered + "; tried " + tried);
 }
 
 Status Libssh2Transport::connect() {
@@ -305,7 +306,7 @@ namespace {
 
 // Pumps one channel until the remote side has closed it.
 class ChannelPump {
-public:
+  public:
     ChannelPump(LIBSSH2_SESSION* session, LIBSSH2_CHANNEL* channel, RunIo io)
         : m_session(session), m_channel(channel), m_io(io) {
         m_buffer.resize(k_buffer);
@@ -337,7 +338,7 @@ public:
 
     int last_rc() const { return m_last_rc; }
 
-private:
+  private:
     static constexpr size_t k_buffer = 256 * 1024;
 
     Result<bool> pump_stdin() {
@@ -379,7 +380,8 @@ private:
         }
         if (m_stdin_done && !m_eof_sent && m_pending_pos >= m_pending.size()) {
             int rc = libssh2_channel_send_eof(m_channel);
-            if (rc == 0 || rc == LIBSSH2_ERROR_CHANNEL_CLOSED || rc == LIBSSH2_ERROR_CHANNEL_EOF_SENT) {
+            if (rc == 0 || rc == LIBSSH2_ERROR_CHANNEL_CLOSED ||
+                rc == LIBSSH2_ERROR_CHANNEL_EOF_SENT) {
                 m_eof_sent = true;
                 progress = true;
             } else if (rc != LIBSSH2_ERROR_EAGAIN) {
@@ -399,7 +401,8 @@ private:
     Result<bool> pump_out(int stream, ByteSink* sink, bool& eof) {
         bool progress = false;
         while (!eof) {
-            ssize_t r = libssh2_channel_read_ex(m_channel, stream, m_buffer.data(), m_buffer.size());
+            ssize_t r =
+                libssh2_channel_read_ex(m_channel, stream, m_buffer.data(), m_buffer.size());
             if (r > 0) {
                 progress = true;
                 if (sink) {
@@ -443,8 +446,8 @@ Result<ExitStatus> Libssh2Transport::exec(const std::vector<std::string>& argv, 
                                           ExecOptions options) {
     std::lock_guard lock(m_mutex);
     if (!m_session) {
-        return Status(Code::internal, "exec on " + m_options.target.describe() +
-                                          " before connect()");
+        return Status(Code::internal,
+                      "exec on " + m_options.target.describe() + " before connect()");
     }
     auto line = shell_join(argv);
     if (!line.ok()) {
@@ -463,8 +466,8 @@ Result<ExitStatus> Libssh2Transport::exec(const std::vector<std::string>& argv, 
             return session_error(what);
         }
         if (has_deadline && SteadyClock::now() >= deadline) {
-            return Status(Code::timeout, std::string(what) + " on " +
-                                             m_options.target.describe() + " timed out");
+            return Status(Code::timeout,
+                          std::string(what) + " on " + m_options.target.describe() + " timed out");
         }
         wait_socket(200);
         return {};
@@ -483,8 +486,7 @@ Result<ExitStatus> Libssh2Transport::exec(const std::vector<std::string>& argv, 
     } free_channel{channel};
 
     int rc = 0;
-    while ((rc = libssh2_channel_process_startup(channel, "exec", sizeof("exec") - 1,
-                                                 line->c_str(),
+    while ((rc = libssh2_channel_process_startup(channel, "exec", sizeof("exec") - 1, line->c_str(),
                                                  static_cast<unsigned int>(line->size()))) != 0) {
         VMLIFT_RETURN_IF_ERROR(wait_or_fail(rc, "starting the remote command"));
     }
@@ -493,11 +495,11 @@ Result<ExitStatus> Libssh2Transport::exec(const std::vector<std::string>& argv, 
     while (!pump.finished()) {
         if (has_deadline && SteadyClock::now() >= deadline) {
             libssh2_channel_close(channel);
-            return Status(Code::timeout, "`" + argv.front() + "` on " +
-                                             m_options.target.describe() +
-                                             " did not finish within " +
-                                             std::to_string(options.timeout.count() / 1000) +
-                                             " s; raise --task-timeout-sec if the work is that long");
+            return Status(Code::timeout,
+                          "`" + argv.front() + "` on " + m_options.target.describe() +
+                              " did not finish within " +
+                              std::to_string(options.timeout.count() / 1000) +
+                              " s; raise --task-timeout-sec if the work is that long");
         }
         auto progress = pump.step();
         if (!progress.ok()) {

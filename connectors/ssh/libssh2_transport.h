@@ -28,7 +28,7 @@ typedef struct _LIBSSH2_CHANNEL LIBSSH2_CHANNEL;
 namespace vmlift {
 
 class Libssh2Transport : public SshTransport {
-public:
+  public:
     explicit Libssh2Transport(SshOptions options);
     ~Libssh2Transport() override;
 
@@ -39,7 +39,7 @@ public:
     const SshTarget& target() const override { return m_options.target; }
     SshBackend backend() const override { return SshBackend::libssh2; }
 
-private:
+  private:
     Status connect_socket();
     Status handshake();
     Status authenticate();

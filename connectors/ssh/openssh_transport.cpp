@@ -33,20 +33,34 @@ OpenSshTransport::~OpenSshTransport() {
 std::vector<std::string> OpenSshTransport::common_options() const {
     const SshOptions& o = m_options;
     std::vector<std::string> args = {
-        "-F", o.ssh_config_file.empty() ? "/dev/null" : o.ssh_config_file,
-        "-p", std::to_string(o.target.port),
-        "-l", o.target.user,
-        "-o", "ConnectTimeout=" + std::to_string(o.connect_timeout.count()),
-        "-o", "ServerAliveInterval=" + std::to_string(o.keepalive_interval.count()),
-        "-o", "ServerAliveCountMax=" + std::to_string(o.keepalive_count_max),
-        "-o", "GlobalKnownHostsFile=/dev/null",
-        "-o", "UpdateHostKeys=no",
-        "-o", "CheckHostIP=no",
-        "-o", "LogLevel=ERROR",
-        "-o", "Compression=no",
-        "-o", "ForwardX11=no",
+        "-F",
+        o.ssh_config_file.empty() ? "/dev/null" : o.ssh_config_file,
+        "-p",
+        std::to_string(o.target.port),
+        "-l",
+        o.target.user,
+        "-o",
+        "ConnectTimeout=" + std::to_string(o.connect_timeout.count()),
+        "-o",
+        "ServerAliveInterval=" + std::to_string(o.keepalive_interval.count()),
+        "-o",
+        "ServerAliveCountMax=" + std::to_string(o.keepalive_count_max),
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "UpdateHostKeys=no",
+        "-o",
+        "CheckHostIP=no",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "Compression=no",
+        "-o",
+        "ForwardX11=no",
         // AES-GCM first: with AES-NI it is the fastest AEAD OpenSSH offers.
-        "-o", "Ciphers=aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr,aes256-ctr",
+        "-o",
+        "Ciphers=aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,"
+        "aes128-ctr,aes256-ctr",
     };
     switch (o.host_key_policy) {
         case HostKeyPolicy::strict:
@@ -58,8 +72,8 @@ std::vector<std::string> OpenSshTransport::common_options() const {
                                      "UserKnownHostsFile=" + o.known_hosts_file});
             break;
         case HostKeyPolicy::insecure_no_check:
-            args.insert(args.end(), {"-o", "StrictHostKeyChecking=no", "-o",
-                                     "UserKnownHostsFile=/dev/null"});
+            args.insert(args.end(),
+                        {"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"});
             break;
     }
     if (!o.auth.identity_file.empty()) {
@@ -68,8 +82,8 @@ std::vector<std::string> OpenSshTransport::common_options() const {
     if (o.auth.agent_socket.empty()) {
         args.insert(args.end(), {"-o", "IdentityAgent=none"});
     }
-    args.insert(args.end(), {"-o", std::string("ForwardAgent=") +
-                                       (o.auth.forward_agent ? "yes" : "no")});
+    args.insert(args.end(),
+                {"-o", std::string("ForwardAgent=") + (o.auth.forward_agent ? "yes" : "no")});
     bool needs_prompt = o.auth.password.has_value() || o.auth.passphrase.has_value();
     if (needs_prompt) {
         args.insert(args.end(), {"-o", "BatchMode=no", "-o", "NumberOfPasswordPrompts=1"});
@@ -77,11 +91,11 @@ std::vector<std::string> OpenSshTransport::common_options() const {
         args.insert(args.end(), {"-o", "BatchMode=yes"});
     }
     if (o.auth.password) {
-        args.insert(args.end(), {"-o", "PasswordAuthentication=yes", "-o",
-                                 "KbdInteractiveAuthentication=yes"});
+        args.insert(args.end(),
+                    {"-o", "PasswordAuthentication=yes", "-o", "KbdInteractiveAuthentication=yes"});
     } else {
-        args.insert(args.end(), {"-o", "PasswordAuthentication=no", "-o",
-                                 "KbdInteractiveAuthentication=no"});
+        args.insert(args.end(),
+                    {"-o", "PasswordAuthentication=no", "-o", "KbdInteractiveAuthentication=no"});
     }
     if (!m_dir.empty()) {
         args.insert(args.end(), {"-S", m_dir + "/cm"});
@@ -129,8 +143,7 @@ std::string OpenSshTransport::read_master_stderr() const {
 Status OpenSshTransport::classify_failure(const std::string& err) const {
     const SshTarget& t = m_options.target;
     const std::string& kh = m_options.known_hosts_file;
-    if (contains(err, "REMOTE HOST IDENTIFICATION HAS CHANGED") ||
-        contains(err, "Offending ")) {
+    if (contains(err, "REMOTE HOST IDENTIFICATION HAS CHANGED") || contains(err, "Offending ")) {
         return host_key_changed_error(t, kh);
     }
     if (contains(err, "host key is known for") || contains(err, "Host key verification failed")) {
@@ -173,10 +186,12 @@ Status OpenSshTransport::connect() {
         // The askpass helper prints `password` for password prompts and
         // `passphrase` for key prompts.
         if (m_options.auth.password) {
-            VMLIFT_RETURN_IF_ERROR(write_file_atomic(m_dir + "/password", *m_options.auth.password, 0600));
+            VMLIFT_RETURN_IF_ERROR(
+                write_file_atomic(m_dir + "/password", *m_options.auth.password, 0600));
         }
         if (m_options.auth.passphrase) {
-            VMLIFT_RETURN_IF_ERROR(write_file_atomic(m_dir + "/passphrase", *m_options.auth.passphrase, 0600));
+            VMLIFT_RETURN_IF_ERROR(
+                write_file_atomic(m_dir + "/passphrase", *m_options.auth.passphrase, 0600));
         }
     }
     ProcessSpec spec;
@@ -190,8 +205,8 @@ Status OpenSshTransport::connect() {
     m_master = std::move(*master);
 
     const std::string socket = m_dir + "/cm";
-    const auto deadline = std::chrono::steady_clock::now() + 2 * m_options.connect_timeout +
-                          std::chrono::seconds(10);
+    const auto deadline =
+        std::chrono::steady_clock::now() + 2 * m_options.connect_timeout + std::chrono::seconds(10);
     for (;;) {
         struct stat st {};
         if (::stat(socket.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
@@ -215,8 +230,8 @@ Result<ExitStatus> OpenSshTransport::exec(const std::vector<std::string>& argv, 
                                           ExecOptions options) {
     std::lock_guard lock(m_mutex);
     if (!m_master) {
-        return Status(Code::internal, "exec on " + m_options.target.describe() +
-                                          " before connect()");
+        return Status(Code::internal,
+                      "exec on " + m_options.target.describe() + " before connect()");
     }
     auto line = shell_join(argv);
     if (!line.ok()) {
@@ -271,8 +286,9 @@ void OpenSshTransport::close() {
     std::lock_guard lock(m_mutex);
     if (m_master) {
         ProcessSpec spec;
-        spec.argv = {m_options.ssh_program, "-F", "/dev/null", "-S", m_dir + "/cm", "-O", "exit",
-                     "--", m_options.target.host};
+        spec.argv = {m_options.ssh_program, "-F", "/dev/null", "-S",
+                     m_dir + "/cm",         "-O", "exit",      "--",
+                     m_options.target.host};
         spec.env = client_env();
         spec.timeout = std::chrono::seconds(5);
         (void)m_runner.run(spec, RunIo{});

@@ -31,7 +31,7 @@
 namespace vmlift {
 
 class OpenSshTransport : public SshTransport {
-public:
+  public:
     OpenSshTransport(SshOptions options, ProcessRunner& runner);
     ~OpenSshTransport() override;
 
@@ -46,7 +46,7 @@ public:
     std::vector<std::string> client_argv(const std::string& command_line) const;
     std::vector<std::string> master_argv() const;
 
-private:
+  private:
     std::vector<std::string> common_options() const;
     std::vector<std::string> client_env() const;
     Status classify_failure(const std::string& stderr_text) const;

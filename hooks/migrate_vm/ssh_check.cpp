@@ -119,7 +119,8 @@ int run_ssh_check(Context& ctx, const SshCheckOptions& options) {
             }
         } else {
             char line[256];
-            std::snprintf(line, sizeof line, "%s: ok, %s, echoed %llu bytes at %.1f MB/s, digests match",
+            std::snprintf(line, sizeof line,
+                          "%s: ok, %s, echoed %llu bytes at %.1f MB/s, digests match",
                           report["target"].get<std::string>().c_str(),
                           report["uname"].get<std::string>().c_str(),
                           static_cast<unsigned long long>(report["bytes"].get<uint64_t>()),
@@ -128,8 +129,10 @@ int run_ssh_check(Context& ctx, const SshCheckOptions& options) {
         }
         results.push_back(report);
     }
-    nlohmann::json summary = {{"event", "ssh_check"}, {"ok", first_failure.ok()},
-                              {"run_dir", run_dir->path()}, {"hosts", results}};
+    nlohmann::json summary = {{"event", "ssh_check"},
+                              {"ok", first_failure.ok()},
+                              {"run_dir", run_dir->path()},
+                              {"hosts", results}};
     (void)run_dir->write_file("ssh-check.json", summary.dump(2) + "\n");
     (void)run_dir->set_status(first_failure.ok() ? "succeeded" : "failed");
     if (ctx.global.json) {

@@ -37,7 +37,8 @@ void add_global_options(CLI::App& app, GlobalOptions& o) {
         ->check(CLI::Range(1, 65535))
         ->capture_default_str();
     app.add_option("--identity-file", o.identity_file, "private key for SSH (default: ssh-agent)");
-    app.add_option("--known-hosts", o.known_hosts, "known_hosts file (default: ~/.ssh/known_hosts)");
+    app.add_option("--known-hosts", o.known_hosts,
+                   "known_hosts file (default: ~/.ssh/known_hosts)");
     app.add_option("--host-key-policy", o.host_key_policy,
                    "strict | accept-new | insecure-no-check")
         ->check(CLI::IsMember({"strict", "accept-new", "insecure-no-check"}))
@@ -73,9 +74,8 @@ Result<std::string> read_secret_file(const std::string& path, const char* option
                                      Redactor& redactor) {
     std::ifstream in(path, std::ios::binary);
     if (!in) {
-        return Status(Code::invalid_input, std::string(option) + " " + path +
-                                               " cannot be read: " + std::strerror(errno) +
-                                               "; give a readable file");
+        return Status(Code::invalid_input, std::string(option) + " " + path + " cannot be read: " +
+                                               std::strerror(errno) + "; give a readable file");
     }
     std::stringstream buf;
     buf << in.rdbuf();

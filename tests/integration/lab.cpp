@@ -22,8 +22,8 @@ std::string Lab::skip_reason() {
     if (::geteuid() != 0) {
         return "the SSH lab needs root (network namespaces, sshd); run the tests as root";
     }
-    for (const char* tool : {"ip", "sshd", "ssh", "ssh-keygen", "ssh-agent", "ssh-add", "unshare",
-                             "openssl", "ss"}) {
+    for (const char* tool :
+         {"ip", "sshd", "ssh", "ssh-keygen", "ssh-agent", "ssh-add", "unshare", "openssl", "ss"}) {
         if (!resolve_program(tool, default_tool_env()).ok()) {
             return std::string("the SSH lab needs '") + tool +
                    "'; install it with contrib/install-deps.sh";
@@ -74,8 +74,8 @@ Status Lab::lab(std::vector<std::string> args) {
         return r.status();
     }
     if (!r->exit.success()) {
-        return Status(Code::internal, "lab.sh " + args.front() + " failed (" + r->exit.describe() +
-                                          "): " + r->err);
+        return Status(Code::internal,
+                      "lab.sh " + args.front() + " failed (" + r->exit.describe() + "): " + r->err);
     }
     return {};
 }

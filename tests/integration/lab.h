@@ -18,7 +18,7 @@
 namespace vmlift::testing_support {
 
 class Lab {
-public:
+  public:
     static std::string skip_reason();
     static Result<std::unique_ptr<Lab>> create(const std::vector<std::string>& hosts);
     ~Lab();
@@ -50,7 +50,7 @@ public:
     // Key-authenticated options for `host` with strict host key checking.
     SshOptions ssh_options(const std::string& host) const;
 
-private:
+  private:
     explicit Lab(std::string dir) : m_dir(std::move(dir)) {}
     Status lab(std::vector<std::string> args);
     std::string value(const std::string& key) const;

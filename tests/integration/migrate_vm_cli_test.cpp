@@ -15,7 +15,7 @@ using testing_support::read_file_or_empty;
 using testing_support::TempDir;
 
 class MigrateVmCli : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         std::string skip = Lab::skip_reason();
         if (!skip.empty()) {
@@ -89,9 +89,8 @@ TEST_F(MigrateVmCli, PasswordFromFileNeverReachesLogsOrOutput) {
     ASSERT_FALSE(password.empty());
     for (const char* backend : {"openssh", "libssh2"}) {
         auto r = run({"--json", "--known-hosts", m_lab->known_hosts(), "--password-file",
-                      m_lab->password_file(), "--ssh-backend", backend, "--run-dir",
-                      m_runs.path(), "-v", "ssh-check", "--host", m_lab->ip("dst"), "--bytes",
-                      "1024"});
+                      m_lab->password_file(), "--ssh-backend", backend, "--run-dir", m_runs.path(),
+                      "-v", "ssh-check", "--host", m_lab->ip("dst"), "--bytes", "1024"});
         ASSERT_TRUE(r.ok());
         EXPECT_EQ(r->exit.code, 0) << backend << ": " << r->err;
         EXPECT_EQ(r->out.find(password), std::string::npos);

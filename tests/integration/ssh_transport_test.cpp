@@ -24,7 +24,7 @@ using testing_support::read_file_or_empty;
 using testing_support::TempDir;
 
 class SshTransportTest : public ::testing::TestWithParam<SshBackend> {
-protected:
+  protected:
     static void SetUpTestSuite() {
         s_skip = Lab::skip_reason();
         if (!s_skip.empty()) {
@@ -161,7 +161,8 @@ TEST_P(SshTransportTest, ManyCommandsShareOneConnection) {
 TEST_P(SshTransportTest, ChangedHostKeyIsRefusedUnderEveryVerifyingPolicy) {
     TempDir dir;
     // known_hosts claims beta's key for alpha's address.
-    std::string beta_key = read_file_or_empty(s_lab->dir() + "/hosts/beta/ssh_host_ed25519_key.pub");
+    std::string beta_key =
+        read_file_or_empty(s_lab->dir() + "/hosts/beta/ssh_host_ed25519_key.pub");
     std::string kh = dir.file("known_hosts");
     std::ofstream(kh) << s_lab->ip("alpha") << " " << beta_key.substr(0, beta_key.rfind(' '))
                       << "\n";
@@ -334,7 +335,9 @@ TEST_P(SshTransportTest, DroppedLinkMidStreamIsReportedAsConnectionLost) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, SshTransportTest,
                          ::testing::Values(SshBackend::openssh, SshBackend::libssh2),
-                         [](const auto& param_info) { return std::string(ssh_backend_name(param_info.param)); });
+                         [](const auto& param_info) {
+                             return std::string(ssh_backend_name(param_info.param));
+                         });
 
 }  // namespace
 }  // namespace vmlift

@@ -10,7 +10,7 @@
 namespace vmlift::testing_support {
 
 class LocalTransport : public SshTransport {
-public:
+  public:
     LocalTransport() { m_target.host = "localhost"; }
     Status connect() override { return {}; }
     Result<ExitStatus> exec(const std::vector<std::string>& argv, RunIo io,
@@ -29,7 +29,7 @@ public:
     const SshTarget& target() const override { return m_target; }
     SshBackend backend() const override { return SshBackend::openssh; }
 
-private:
+  private:
     SshTarget m_target;
     PosixProcessRunner m_runner;
 };

@@ -10,7 +10,7 @@
 namespace vmlift::testing_support {
 
 class TempDir {
-public:
+  public:
     TempDir() {
         char tmpl[] = "/tmp/vmlift-test-XXXXXX";
         char* p = ::mkdtemp(tmpl);
@@ -25,7 +25,7 @@ public:
     const std::string& path() const { return m_path; }
     std::string file(const std::string& name) const { return m_path + "/" + name; }
 
-private:
+  private:
     std::string m_path;
 };
 

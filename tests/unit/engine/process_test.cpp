@@ -73,8 +73,8 @@ TEST(PosixProcessRunner, ArgumentsArriveUnchangedWithoutAShell) {
     std::vector<std::string> args = {VMLIFT_ARGV_DUMP, "a b", "$HOME", "'\"", "", "\n"};
     auto r = run_captured(runner, spec_for(args));
     ASSERT_TRUE(r.ok());
-    std::string expected = std::string("5") + '\0' + "a b" + '\0' + "$HOME" + '\0' + "'\"" +
-                           '\0' + '\0' + "\n" + '\0';
+    std::string expected =
+        std::string("5") + '\0' + "a b" + '\0' + "$HOME" + '\0' + "'\"" + '\0' + '\0' + "\n" + '\0';
     EXPECT_EQ(r->out, expected);
 }
 

@@ -101,8 +101,9 @@ TEST(ProgressReporter, TerminalRedrawsOneLineWithBarRateAndEta) {
     p.update(1ULL << 30);
     std::string text = out.str();
     EXPECT_EQ(text.front(), '\r');
-    EXPECT_NE(text.find("sda  [#####...............]   25%  1.0 GiB / 4.0 GiB  102.4 MiB/s  ETA 0:30"),
-              std::string::npos)
+    EXPECT_NE(
+        text.find("sda  [#####...............]   25%  1.0 GiB / 4.0 GiB  102.4 MiB/s  ETA 0:30"),
+        std::string::npos)
         << text;
     EXPECT_NE(text.find("\x1b[K"), std::string::npos);
     clock.advance(30s);

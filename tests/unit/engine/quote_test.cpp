@@ -34,7 +34,7 @@ TEST(ShellJoin, RejectsEmptyArgvAndNul) {
 
 // Generates argv elements full of shell metacharacters and raw bytes.
 class ArgvGenerator {
-public:
+  public:
     explicit ArgvGenerator(uint32_t seed) : m_rng(seed) {}
 
     std::vector<std::string> next() {
@@ -46,8 +46,10 @@ public:
         return argv;
     }
 
-private:
-    size_t pick(size_t lo, size_t hi) { return std::uniform_int_distribution<size_t>(lo, hi)(m_rng); }
+  private:
+    size_t pick(size_t lo, size_t hi) {
+        return std::uniform_int_distribution<size_t>(lo, hi)(m_rng);
+    }
 
     std::string word() {
         static const std::string k_nasty = "'\"\\$`!*?[]{}()<>|&;#~= \t\n\r-%^,.:@/";
@@ -55,10 +57,18 @@ private:
         size_t len = pick(0, 3) == 0 ? 0 : pick(1, 24);
         for (size_t i = 0; i < len; ++i) {
             switch (pick(0, 3)) {
-                case 0: w.push_back(k_nasty[pick(0, k_nasty.size() - 1)]); break;
-                case 1: w.push_back(static_cast<char>(pick(1, 255))); break;  // any byte but NUL
-                case 2: w.push_back(static_cast<char>(pick(0x80, 0xff))); break;  // non-UTF-8
-                default: w.push_back(static_cast<char>('a' + pick(0, 25))); break;
+                case 0:
+                    w.push_back(k_nasty[pick(0, k_nasty.size() - 1)]);
+                    break;
+                case 1:
+                    w.push_back(static_cast<char>(pick(1, 255)));
+                    break;  // any byte but NUL
+                case 2:
+                    w.push_back(static_cast<char>(pick(0x80, 0xff)));
+                    break;  // non-UTF-8
+                default:
+                    w.push_back(static_cast<char>('a' + pick(0, 25)));
+                    break;
             }
         }
         return w;
@@ -123,8 +133,8 @@ TEST_P(QuotingProperty, RandomArgvArrivesByteIdenticalThroughRealShell) {
         auto received = parse_dumps(result->out);
         ASSERT_EQ(received.size(), sent.size());
         for (size_t i = 0; i < sent.size(); ++i) {
-            ASSERT_EQ(received[i], sent[i]) << "argv vector " << checked + static_cast<int>(i)
-                                            << " was changed by " << shell;
+            ASSERT_EQ(received[i], sent[i])
+                << "argv vector " << checked + static_cast<int>(i) << " was changed by " << shell;
         }
         checked += k_batch;
     }
