@@ -11,6 +11,7 @@ constexpr auto k_window = std::chrono::seconds(5);
 constexpr auto k_terminal_interval = std::chrono::milliseconds(200);
 constexpr auto k_json_interval = std::chrono::seconds(1);
 constexpr int k_bar_width = 20;
+constexpr double k_min_rate_span = 0.5;  // seconds
 
 double seconds_between(std::chrono::steady_clock::time_point a,
                        std::chrono::steady_clock::time_point b) {
@@ -104,8 +105,8 @@ double ProgressReporter::rate_locked() const {
     const Sample& first = m_samples.front();
     const Sample& last = m_samples.back();
     double secs = seconds_between(first.at, last.at);
-    if (secs <= 0.0) {
-        return 0.0;
+    if (secs < k_min_rate_span) {
+        return 0.0;  // too little time observed for a meaningful rate
     }
     return static_cast<double>(last.bytes - first.bytes) / secs;
 }
@@ -165,7 +166,11 @@ void ProgressReporter::emit(bool final, bool success) {
     } else {
         text += format_bytes(m_done);
     }
-    text += "  " + format_bytes(static_cast<uint64_t>(rate)) + "/s";
+    if (rate > 0.0) {
+        text += "  ";
+        text += format_bytes(static_cast<uint64_t>(rate));
+        text += "/s";
+    }
     if (final) {
         text += "  in ";
         text += format_duration(static_cast<uint64_t>(elapsed));

@@ -11,7 +11,8 @@
 //     (bytes_total, percent and eta_sec are null when the total is unknown)
 //   - quiet: nothing.
 //   The rate is measured over the last 5 s of samples, so it follows the
-//   current speed; the ETA is the remaining bytes at that rate.
+//   current speed; the ETA is the remaining bytes at that rate. Before half
+//   a second has been observed there is no rate (0) and no ETA.
 //   finish() writes the final state once (terminal: ends the line; JSON: an
 //   {"event":"done",...} object with the average rate).
 // Thread safety: update() and finish() may be called from any thread.

@@ -46,6 +46,36 @@ int remaining_ms(SteadyClock::time_point deadline) {
     return left.count() < 0 ? 0 : static_cast<int>(left.count());
 }
 
+// libssh2 1.10's method_pref corrupts memory (overlapping memcpy) when it
+// drops a method it does not support, so only supported ones are offered.
+void prefer_methods(LIBSSH2_SESSION* session, int method_type, const std::string& wanted) {
+    const char** algs = nullptr;
+    int count = libssh2_session_supported_algs(session, method_type, &algs);
+    if (count <= 0 || !algs) {
+        return;
+    }
+    std::string supported_list;
+    size_t start = 0;
+    while (start < wanted.size()) {
+        size_t end = wanted.find(',', start);
+        if (end == std::string::npos) {
+            end = wanted.size();
+        }
+        std::string name = wanted.substr(start, end - start);
+        for (int i = 0; i < count; ++i) {
+            if (name == algs[i]) {
+                supported_list += (supported_list.empty() ? "" : ",") + name;
+                break;
+            }
+        }
+        start = end + 1;
+    }
+    libssh2_free(session, static_cast<void*>(algs));
+    if (!supported_list.empty()) {
+        libssh2_session_method_pref(session, method_type, supported_list.c_str());
+    }
+}
+
 struct PasswordContext {
     const std::string* password;
 };
@@ -159,16 +189,14 @@ Status Libssh2Transport::handshake() {
     libssh2_session_set_blocking(m_session, 1);
     libssh2_session_set_timeout(m_session,
                                 static_cast<long>(m_options.connect_timeout.count() * 1000));
-    // Unknown names are ignored by libssh2; the fastest supported come first.
-    libssh2_session_method_pref(m_session, LIBSSH2_METHOD_HOSTKEY,
-                                "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,"
-                                "ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256,ssh-rsa");
-    libssh2_session_method_pref(m_session, LIBSSH2_METHOD_CRYPT_CS,
-                                "aes128-ctr,aes192-ctr,aes256-ctr");
-    libssh2_session_method_pref(m_session, LIBSSH2_METHOD_CRYPT_SC,
-                                "aes128-ctr,aes192-ctr,aes256-ctr");
-    libssh2_session_method_pref(m_session, LIBSSH2_METHOD_MAC_CS, "hmac-sha2-256,hmac-sha2-512");
-    libssh2_session_method_pref(m_session, LIBSSH2_METHOD_MAC_SC, "hmac-sha2-256,hmac-sha2-512");
+    // The fastest supported methods come first.
+    prefer_methods(m_session, LIBSSH2_METHOD_HOSTKEY,
+                   "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,"
+                   "rsa-sha2-512,rsa-sha2-256,ssh-rsa");
+    prefer_methods(m_session, LIBSSH2_METHOD_CRYPT_CS, "aes128-ctr,aes192-ctr,aes256-ctr");
+    prefer_methods(m_session, LIBSSH2_METHOD_CRYPT_SC, "aes128-ctr,aes192-ctr,aes256-ctr");
+    prefer_methods(m_session, LIBSSH2_METHOD_MAC_CS, "hmac-sha2-256,hmac-sha2-512");
+    prefer_methods(m_session, LIBSSH2_METHOD_MAC_SC, "hmac-sha2-256,hmac-sha2-512");
     int rc = libssh2_session_handshake(m_session, m_socket);
     if (rc == LIBSSH2_ERROR_TIMEOUT) {
         return connect_timeout_error(m_options.target, m_options.connect_timeout);

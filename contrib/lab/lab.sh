@@ -28,9 +28,17 @@ REGISTRY=/run/vmlift-lab
 
 die() { echo "lab: $*" >&2; exit 1; }
 
+# create, destroy and gc change the shared registry and the root namespace;
+# one at a time, so a collector never races a creator that reuses an id.
+lock_registry() {
+    mkdir -p "$REGISTRY"
+    exec 9>"$REGISTRY/.lock"
+    flock 9
+}
+
 need_root() {
     [ "$(id -u)" = 0 ] || die "must run as root (network namespaces and sshd need it)"
-    for tool in ip sshd ssh-keygen unshare openssl ss; do
+    for tool in ip sshd ssh-keygen unshare openssl ss flock; do
         command -v "$tool" >/dev/null 2>&1 || die "missing tool '$tool'; run contrib/install-deps.sh"
     done
 }
@@ -253,6 +261,7 @@ main() {
     shift
     if [ "$cmd" = gc ]; then
         need_root
+        lock_registry
         gc
         return
     fi
@@ -261,8 +270,8 @@ main() {
     shift 2
     need_root
     case "$cmd" in
-        create) cmd_create "$@" ;;
-        destroy) cmd_destroy ;;
+        create) lock_registry; cmd_create "$@" ;;
+        destroy) lock_registry; cmd_destroy ;;
         isolate|join)
             [ $# -eq 2 ] || die "$cmd needs two host names"
             load_env

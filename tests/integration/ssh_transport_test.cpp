@@ -23,6 +23,15 @@ using testing_support::Lab;
 using testing_support::read_file_or_empty;
 using testing_support::TempDir;
 
+}  // namespace
+
+// Readable parameter names in test listings ("GetParam() = openssh").
+void PrintTo(SshBackend backend, std::ostream* os) {
+    *os << ssh_backend_name(backend);
+}
+
+namespace {
+
 class SshTransportTest : public ::testing::TestWithParam<SshBackend> {
   protected:
     static void SetUpTestSuite() {

@@ -93,6 +93,18 @@ TEST(ProgressReporter, RateFollowsTheLastFiveSeconds) {
     EXPECT_TRUE(out.str().empty());
 }
 
+TEST(ProgressReporter, NoRateOrEtaBeforeHalfASecond) {
+    FakeClock clock;
+    std::ostringstream out;
+    ProgressReporter p(out, ProgressStyle::terminal, clock, "sda", 1000);
+    clock.advance(100ms);
+    p.update(10);
+    EXPECT_EQ(p.rate_bytes_per_sec(), 0.0);
+    EXPECT_FALSE(p.eta_seconds().has_value());
+    EXPECT_EQ(out.str().find("ETA"), std::string::npos) << out.str();
+    EXPECT_EQ(out.str().find("/s"), std::string::npos) << out.str();
+}
+
 TEST(ProgressReporter, TerminalRedrawsOneLineWithBarRateAndEta) {
     FakeClock clock;
     std::ostringstream out;
