@@ -229,6 +229,9 @@ Status OpenSshTransport::connect() {
 Result<ExitStatus> OpenSshTransport::exec(const std::vector<std::string>& argv, RunIo io,
                                           ExecOptions options) {
     std::lock_guard lock(m_mutex);
+    if (!m_lost.ok()) {
+        return m_lost;
+    }
     if (!m_master) {
         return Status(Code::internal,
                       "exec on " + m_options.target.describe() + " before connect()");
@@ -270,8 +273,9 @@ Result<ExitStatus> OpenSshTransport::exec(const std::vector<std::string>& argv, 
         if (m_master->try_wait()) {
             std::string why = last_line(read_master_stderr());
             m_master.reset();
-            return connection_lost_error(m_options.target,
-                                         why.empty() ? "the ssh master process exited" : why);
+            m_lost = connection_lost_error(m_options.target,
+                                           why.empty() ? "the ssh master process exited" : why);
+            return m_lost;
         }
         const std::string& err = own_err.str();
         if (contains(err, "Connection to ") || contains(err, "mux_client") ||

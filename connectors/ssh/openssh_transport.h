@@ -56,6 +56,7 @@ class OpenSshTransport : public SshTransport {
     ProcessRunner& m_runner;
     std::string m_dir;  // private temp dir: control socket, askpass secret, master log
     std::unique_ptr<Process> m_master;
+    Status m_lost;  // set once the master died; every later exec reports it
     std::mutex m_mutex;
 };
 

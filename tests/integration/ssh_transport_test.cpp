@@ -340,6 +340,10 @@ TEST_P(SshTransportTest, DroppedLinkMidStreamIsReportedAsConnectionLost) {
     EXPECT_EQ(r.status().code(), Code::connection_lost) << r.status().to_string();
     EXPECT_NE(r.status().message().find(s_lab->ip("beta")), std::string::npos);
     EXPECT_LT(elapsed, 30s);
+    // The transport stays honest afterwards: still lost, not "not connected".
+    auto after = t->exec({"true"}, RunIo{});
+    ASSERT_FALSE(after.ok());
+    EXPECT_EQ(after.status().code(), Code::connection_lost) << after.status().to_string();
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, SshTransportTest,
