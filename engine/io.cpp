@@ -41,3 +41,62 @@ std::string last_line(std::string_view text) {
 }
 
 }  // namespace vmlift
+
+namespace vmlift {
+
+void BytePipe::close_write() {
+    std::lock_guard lock(m_mutex);
+    m_write_closed = true;
+    m_cv.notify_all();
+}
+
+void BytePipe::close_read() {
+    std::lock_guard lock(m_mutex);
+    m_read_closed = true;
+    m_chunks.clear();
+    m_buffered = 0;
+    m_cv.notify_all();
+}
+
+uint64_t BytePipe::bytes_through() const {
+    std::lock_guard lock(m_mutex);
+    return m_through;
+}
+
+Status BytePipe::push(std::string_view data) {
+    std::unique_lock lock(m_mutex);
+    m_cv.wait(lock, [&] { return m_read_closed || m_buffered < m_capacity; });
+    if (m_read_closed) {
+        return Status(Code::connection_lost, "the receiving side stopped reading");
+    }
+    m_chunks.emplace_back(data);
+    m_buffered += data.size();
+    m_cv.notify_all();
+    return {};
+}
+
+Result<size_t> BytePipe::pop(char* buffer, size_t size) {
+    std::unique_lock lock(m_mutex);
+    m_cv.wait(lock, [&] { return !m_chunks.empty() || m_write_closed || m_read_closed; });
+    if (m_chunks.empty()) {
+        return size_t{0};
+    }
+    size_t copied = 0;
+    while (copied < size && !m_chunks.empty()) {
+        std::string& front = m_chunks.front();
+        size_t n = std::min(size - copied, front.size() - m_front_pos);
+        std::memcpy(buffer + copied, front.data() + m_front_pos, n);
+        copied += n;
+        m_front_pos += n;
+        if (m_front_pos == front.size()) {
+            m_chunks.pop_front();
+            m_front_pos = 0;
+        }
+    }
+    m_buffered -= copied;
+    m_through += copied;
+    m_cv.notify_all();
+    return copied;
+}
+
+}  // namespace vmlift

@@ -80,3 +80,51 @@ class NullSink : public ByteSink {
 std::string last_line(std::string_view text);
 
 }  // namespace vmlift
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+
+namespace vmlift {
+
+// A bounded in-memory pipe between two threads (the relay between two SSH
+// legs). The writer blocks while `capacity` bytes are buffered; close_write()
+// gives the reader EOF after the buffered bytes; close_read() makes every
+// later write fail with connection_lost, so a failed reader stops the writer.
+class BytePipe {
+public:
+    explicit BytePipe(size_t capacity) : m_capacity(capacity), m_sink(*this), m_source(*this) {}
+    ByteSink& sink() { return m_sink; }
+    ByteSource& source() { return m_source; }
+    void close_write();
+    void close_read();
+    uint64_t bytes_through() const;
+
+private:
+    struct Sink : ByteSink {
+        explicit Sink(BytePipe& p) : pipe(p) {}
+        Status write(std::string_view data) override { return pipe.push(data); }
+        BytePipe& pipe;
+    };
+    struct Source : ByteSource {
+        explicit Source(BytePipe& p) : pipe(p) {}
+        Result<size_t> read(char* buffer, size_t size) override { return pipe.pop(buffer, size); }
+        BytePipe& pipe;
+    };
+    Status push(std::string_view data);
+    Result<size_t> pop(char* buffer, size_t size);
+
+    size_t m_capacity;
+    mutable std::mutex m_mutex;
+    std::condition_variable m_cv;
+    std::deque<std::string> m_chunks;
+    size_t m_front_pos = 0;
+    size_t m_buffered = 0;
+    uint64_t m_through = 0;
+    bool m_write_closed = false;
+    bool m_read_closed = false;
+    Sink m_sink;
+    Source m_source;
+};
+
+}  // namespace vmlift

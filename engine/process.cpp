@@ -145,6 +145,8 @@ class Spawner {
             return;
         }
         switch (redirect.kind) {
+            case Redirect::Kind::inherit:
+                break;
             case Redirect::Kind::null:
                 posix_spawn_file_actions_addopen(actions, target, "/dev/null",
                                                  is_input ? O_RDONLY : O_WRONLY, 0);
@@ -416,6 +418,18 @@ void ignore_sigpipe() {
     sa.sa_handler = SIG_IGN;
     sigemptyset(&sa.sa_mask);
     ::sigaction(SIGPIPE, &sa, nullptr);
+}
+
+Result<pid_t> spawn_with_stdin(const ProcessSpec& spec, int stdin_fd) {
+    ProcessSpec copy = spec;
+    copy.stdout_redirect = Redirect::inherit();
+    copy.stderr_redirect = Redirect::inherit();
+    Spawner spawner(copy);
+    return spawner.spawn(stdin_fd, -1, -1);
+}
+
+ExitStatus wait_for(pid_t pid) {
+    return reap_blocking(pid);
 }
 
 Result<ExitStatus> PosixProcessRunner::run(const ProcessSpec& spec, RunIo io) {

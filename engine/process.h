@@ -36,10 +36,11 @@
 namespace vmlift {
 
 struct Redirect {
-    enum class Kind { null, file_read, file_truncate, file_append };
+    enum class Kind { null, inherit, file_read, file_truncate, file_append };
     Kind kind = Kind::null;
     std::string path;
     static Redirect null_device() { return {}; }
+    static Redirect inherit() { return {Kind::inherit, {}}; }
     static Redirect read_from(std::string p) { return {Kind::file_read, std::move(p)}; }
     static Redirect truncate_to(std::string p) { return {Kind::file_truncate, std::move(p)}; }
     static Redirect append_to(std::string p) { return {Kind::file_append, std::move(p)}; }
@@ -113,6 +114,12 @@ class FakeProcessRunner : public ProcessRunner {
     Handler m_handler;
     std::vector<ProcessSpec> m_history;
 };
+
+// Low level, for programs that chain programs (the agent): spawns spec.argv
+// with stdin from `stdin_fd` and our own stdout and stderr, and returns the
+// pid; the caller must reap it with wait_for().
+Result<pid_t> spawn_with_stdin(const ProcessSpec& spec, int stdin_fd);
+ExitStatus wait_for(pid_t pid);
 
 // Convenience: run with captured stdout/stderr (each capped at `limit` bytes).
 struct Captured {

@@ -82,6 +82,11 @@ void ProgressReporter::update(uint64_t bytes_done) {
     emit(false, true);
 }
 
+void ProgressReporter::set_total(uint64_t total_bytes) {
+    std::lock_guard lock(m_mutex);
+    m_total = total_bytes;
+}
+
 void ProgressReporter::finish(bool success) {
     std::lock_guard lock(m_mutex);
     if (m_finished) {
@@ -91,7 +96,7 @@ void ProgressReporter::finish(bool success) {
     emit(true, success);
 }
 
-double ProgressReporter::rate_bytes_per_sec() const {
+double ProgressReporter::rate_bps() const {
     std::lock_guard lock(m_mutex);
     return rate_locked();
 }
@@ -141,9 +146,9 @@ void ProgressReporter::emit(bool final, bool success) {
             {"bytes_total", m_total > 0 ? nlohmann::json(m_total) : nlohmann::json(nullptr)},
             {"percent",
              percent ? nlohmann::json(std::round(*percent * 10) / 10) : nlohmann::json(nullptr)},
-            {"rate_bytes_per_sec", static_cast<uint64_t>(rate)},
-            {"eta_sec", !final && eta ? nlohmann::json(*eta) : nlohmann::json(nullptr)},
-            {"elapsed_sec", std::round(elapsed * 10) / 10},
+            {"rate_bps", static_cast<uint64_t>(rate)},
+            {"eta_s", !final && eta ? nlohmann::json(*eta) : nlohmann::json(nullptr)},
+            {"elapsed_s", std::round(elapsed * 10) / 10},
         };
         if (final) {
             line["success"] = success;

@@ -7,8 +7,8 @@
 //       "sda  [#######.............]  35%  1.4 GiB / 4.0 GiB  112.5 MiB/s  ETA 0:24"
 //   - json: one object per line, snake_case keys, for machines:
 //       {"event":"progress","label":"sda","bytes_done":N,"bytes_total":N,
-//        "percent":35.0,"rate_bytes_per_sec":N,"eta_sec":N,"elapsed_sec":N}
-//     (bytes_total, percent and eta_sec are null when the total is unknown)
+//        "percent":35.0,"rate_bps":N,"eta_s":N,"elapsed_s":N}
+//     (bytes_total, percent and eta_s are null when the total is unknown)
 //   - quiet: nothing.
 //   The rate is measured over the last 5 s of samples, so it follows the
 //   current speed; the ETA is the remaining bytes at that rate. Before half
@@ -43,10 +43,12 @@ class ProgressReporter {
                      uint64_t total_bytes /* 0: unknown */);
 
     void update(uint64_t bytes_done);
+    // For work whose size is learned after it started.
+    void set_total(uint64_t total_bytes);
     void finish(bool success = true);
 
     // Current estimate, for callers and tests.
-    double rate_bytes_per_sec() const;
+    double rate_bps() const;
     std::optional<uint64_t> eta_seconds() const;
 
   private:

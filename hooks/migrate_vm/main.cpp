@@ -7,6 +7,7 @@
 
 #include "hooks/migrate_vm/context.h"
 #include "hooks/migrate_vm/ssh_check.h"
+#include "hooks/migrate_vm/stream_command.h"
 
 int main(int argc, char** argv) {
     using namespace vmlift;
@@ -25,6 +26,8 @@ int main(int argc, char** argv) {
 
     SshCheckOptions ssh_check;
     add_ssh_check_command(app, ssh_check);
+    StreamOptions stream;
+    add_stream_command(app, stream);
 
     try {
         app.parse(argc, argv);
@@ -42,6 +45,9 @@ int main(int argc, char** argv) {
 
     if (app.got_subcommand("ssh-check")) {
         return run_ssh_check(ctx, ssh_check);
+    }
+    if (app.got_subcommand("stream")) {
+        return run_stream_command(ctx, stream);
     }
     return 2;
 }

@@ -49,12 +49,12 @@ TEST(ProgressReporter, JsonLinesCarryBytesRateAndEta) {
     EXPECT_EQ(last["bytes_done"], 500ULL << 20);
     EXPECT_EQ(last["bytes_total"], 1000ULL << 20);
     EXPECT_DOUBLE_EQ(last["percent"].get<double>(), 50.0);
-    EXPECT_EQ(last["rate_bytes_per_sec"], 100ULL << 20);
-    EXPECT_EQ(last["eta_sec"], 5);
+    EXPECT_EQ(last["rate_bps"], 100ULL << 20);
+    EXPECT_EQ(last["eta_s"], 5);
     auto done = nlohmann::json::parse(lines[5]);
     EXPECT_EQ(done["event"], "done");
     EXPECT_EQ(done["success"], true);
-    EXPECT_EQ(done["rate_bytes_per_sec"], 100ULL << 20);
+    EXPECT_EQ(done["rate_bps"], 100ULL << 20);
 }
 
 TEST(ProgressReporter, JsonIsThrottledToOneLinePerSecond) {
@@ -69,7 +69,7 @@ TEST(ProgressReporter, JsonIsThrottledToOneLinePerSecond) {
     EXPECT_EQ(lines_of(out.str()).size(), 10u);
     auto first = nlohmann::json::parse(lines_of(out.str())[0]);
     EXPECT_TRUE(first["bytes_total"].is_null());
-    EXPECT_TRUE(first["eta_sec"].is_null());
+    EXPECT_TRUE(first["eta_s"].is_null());
 }
 
 TEST(ProgressReporter, RateFollowsTheLastFiveSeconds) {
@@ -87,7 +87,7 @@ TEST(ProgressReporter, RateFollowsTheLastFiveSeconds) {
         done += 10;
         p.update(done);
     }
-    EXPECT_NEAR(p.rate_bytes_per_sec(), 10.0, 0.5);
+    EXPECT_NEAR(p.rate_bps(), 10.0, 0.5);
     ASSERT_TRUE(p.eta_seconds().has_value());
     EXPECT_NEAR(static_cast<double>(*p.eta_seconds()), (10000.0 - 1100.0) / 10.0, 1.0);
     EXPECT_TRUE(out.str().empty());
@@ -99,7 +99,7 @@ TEST(ProgressReporter, NoRateOrEtaBeforeHalfASecond) {
     ProgressReporter p(out, ProgressStyle::terminal, clock, "sda", 1000);
     clock.advance(100ms);
     p.update(10);
-    EXPECT_EQ(p.rate_bytes_per_sec(), 0.0);
+    EXPECT_EQ(p.rate_bps(), 0.0);
     EXPECT_FALSE(p.eta_seconds().has_value());
     EXPECT_EQ(out.str().find("ETA"), std::string::npos) << out.str();
     EXPECT_EQ(out.str().find("/s"), std::string::npos) << out.str();
@@ -136,7 +136,7 @@ TEST(ProgressSink, CountsWhatPassesThrough) {
     EXPECT_EQ(inner.str(), "abcde");
     clock.advance(1s);
     ASSERT_TRUE(sink.write("f").ok());
-    EXPECT_GT(p.rate_bytes_per_sec(), 0.0);
+    EXPECT_GT(p.rate_bps(), 0.0);
 }
 
 }  // namespace

@@ -1,0 +1,44 @@
+// How the source host reaches the destination host itself (direct mode).
+//
+// Contract
+//   prepare() writes a run-scoped known_hosts file on the source holding the
+//   one destination key the controller already trusts (never disabling host
+//   key checking); ssh_argv() is the source's own `ssh` command that uses
+//   it (BatchMode, strict checking, --migration-key-path or the forwarded
+//   agent); choose() settles relay/direct/auto, probing from the source with
+//   a short timeout for auto, and says why. cleanup() removes the file.
+// Thread safety: one object per copy.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "engine/log.h"
+#include "engine/stream.h"
+
+namespace vmlift {
+
+class DirectRoute {
+public:
+    DirectRoute(SshTransport& src, SshTransport& dst, const StreamRequest& req, Logger& log)
+        : m_src(src), m_dst(dst), m_req(req), m_log(log) {}
+    ~DirectRoute() { cleanup(); }
+
+    // Fills result.mode and result.mode_reason.
+    Status choose(StreamResult& result);
+    // The source's ssh argv up to and including the destination host name.
+    std::vector<std::string> ssh_argv() const;
+    void cleanup();
+
+private:
+    Status prepare();
+    std::string host_for_src() const;
+
+    SshTransport& m_src;
+    SshTransport& m_dst;
+    const StreamRequest& m_req;
+    Logger& m_log;
+    std::string m_known_hosts;  // on the source
+};
+
+}  // namespace vmlift

@@ -1,0 +1,416 @@
+#include "engine/stream.h"
+
+#include <thread>
+
+#include <xxhash.h>
+
+#include "engine/agent_deploy.h"
+#include "engine/direct_route.h"
+#include "engine/quote.h"
+#include "engine/shell_stream.h"
+#include "engine/upload.h"
+
+namespace vmlift {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+struct PathInfo {
+    bool exists = false;
+    bool readable = false;
+    std::string type;
+    uint64_t size = 0;
+};
+
+Result<PathInfo> path_info(SshTransport& host, const std::string& agent, const std::string& path) {
+    auto out = exec_checked(host, {agent, "info", "--path", path});
+    if (!out.ok()) {
+        return out.status();
+    }
+    try {
+        auto j = nlohmann::json::parse(*out);
+        return PathInfo{j.at("exists"), j.at("readable"), j.at("type"), j.at("size")};
+    } catch (const nlohmann::json::exception& e) {
+        return Status(Code::remote_failed, "the agent on " + host.target().host +
+                                               " answered info with bad JSON: " + e.what());
+    }
+}
+
+// A field of an agent's JSON answer, or `fallback` when absent or mistyped.
+template <typename T>
+T field(const nlohmann::json& j, const char* key, T fallback) {
+    if (!j.is_object()) {
+        return fallback;
+    }
+    auto it = j.find(key);
+    if (it == j.end()) {
+        return fallback;
+    }
+    try {
+        return it->get<T>();
+    } catch (const nlohmann::json::exception&) {
+        return fallback;
+    }
+}
+
+std::string hex64(uint64_t v) {
+    char buf[20];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+    return buf;
+}
+
+// The sender's stderr: "P <bytes>" progress, "S <json>" stats, anything else kept.
+class SenderStderr : public ByteSink {
+public:
+    explicit SenderStderr(ProgressReporter* progress) : m_progress(progress) {}
+    Status write(std::string_view data) override {
+        m_partial.append(data);
+        size_t nl;
+        while ((nl = m_partial.find('\n')) != std::string::npos) {
+            std::string line = m_partial.substr(0, nl);
+            m_partial.erase(0, nl + 1);
+            if (line.rfind("P ", 0) == 0) {
+                if (m_progress) {
+                    m_progress->update(std::strtoull(line.c_str() + 2, nullptr, 10));
+                }
+            } else if (line.rfind("S ", 0) == 0) {
+                try {
+                    m_stats = nlohmann::json::parse(line.substr(2));
+                } catch (const nlohmann::json::exception&) {
+                }
+            } else if (m_other.size() < 64 * 1024) {
+                m_other += line + "\n";
+            }
+        }
+        return {};
+    }
+    const nlohmann::json& stats() const { return m_stats; }
+    const std::string& other() const { return m_other; }
+
+private:
+    ProgressReporter* m_progress;
+    std::string m_partial;
+    std::string m_other;
+    nlohmann::json m_stats;
+};
+
+class Copier {
+public:
+    Copier(SshTransport& src, SshTransport& dst, const StreamRequest& req,
+           ProgressReporter* progress, Logger& log)
+        : m_src(src), m_dst(dst), m_req(req), m_progress(progress), m_log(log),
+          m_route(src, dst, req, log) {
+        m_state_path = req.agent_dir + "/state-" +
+                       hex64(XXH3_64bits(req.dst_path.data(), req.dst_path.size())) + ".bin";
+    }
+
+    Result<StreamResult> run() {
+        auto t0 = SteadyClock::now();
+        auto src_agent = deploy_agent(m_src, m_req.local_agent, m_req.agent_dir);
+        if (!src_agent.ok()) {
+            return src_agent.status();
+        }
+        m_src_agent = *src_agent;
+        auto dst_agent = deploy_agent(m_dst, m_req.local_agent, m_req.agent_dir);
+        if (!dst_agent.ok()) {
+            remove_agent(m_src, m_src_agent);
+            return dst_agent.status();
+        }
+        m_dst_agent = *dst_agent;
+        auto result = copy();
+        m_route.cleanup();
+        remove_agent(m_src, m_src_agent);
+        remove_agent(m_dst, m_dst_agent);
+        if (result.ok()) {
+            result->seconds = std::chrono::duration<double>(SteadyClock::now() - t0).count();
+        }
+        return result;
+    }
+
+private:
+    Result<StreamResult> copy() {
+        VMLIFT_RETURN_IF_ERROR(preflight());
+        StreamResult result;
+        result.transport = StreamTransport::agent;
+        result.size = m_size;
+        VMLIFT_RETURN_IF_ERROR(m_route.choose(result));
+        if (!m_req.resume) {
+            (void)exec_captured(m_dst, {"rm", "-f", m_state_path});
+        }
+        if (m_req.delta) {
+            m_log.info("stream", "delta: hashing the destination to find unchanged chunks");
+            auto hashed = exec_checked(m_dst, {m_dst_agent, "hashes", "--path", m_req.dst_path,
+                                               "--block-size", std::to_string(m_req.block_size),
+                                               "--state", m_state_path});
+            if (!hashed.ok()) {
+                return hashed.status();
+            }
+        }
+        for (int round = 1; round <= m_req.max_rounds; ++round) {
+            result.rounds = round;
+            auto pass = run_pass(result);
+            if (!pass.ok()) {
+                return pass.status();
+            }
+            const nlohmann::json& r = *pass;
+            result.bytes_written += field(r, "bytes_written", uint64_t{0});
+            result.zero_bytes_skipped += field(r, "zero_bytes_skipped", uint64_t{0});
+            result.same_bytes = field(r, "same_bytes", uint64_t{0});
+            result.readback_verified = field(r, "readback_checked", false);
+            if (field(r, "complete", false)) {
+                result.digest = field(r, "digest", std::string());
+                (void)exec_captured(m_dst, {"rm", "-f", m_state_path});
+                return result;
+            }
+            if (field(r, "digest", std::string()) != field(r, "sender_digest", std::string()) &&
+                field(r, "chunks_unconfirmed", uint64_t{1}) == 0) {
+                return Status(Code::io_error,
+                              "whole-disk digest mismatch: source " +
+                                  field(r, "sender_digest", std::string("?")) + ", destination " +
+                                  field(r, "digest", std::string("?")) +
+                                  "; the source changed during the copy or a host corrupts data");
+            }
+            m_log.warn("stream", std::to_string(field(r, "chunks_unconfirmed", uint64_t{0})) +
+                                     " chunk(s) failed verification in round " +
+                                     std::to_string(round) + "; sending them again");
+        }
+        return Status(Code::io_error, "chunks still failed verification after " +
+                                          std::to_string(m_req.max_rounds) +
+                                          " rounds; check the hosts' memory and disks");
+    }
+
+    Status preflight() {
+        auto src = path_info(m_src, m_src_agent, m_req.src_path);
+        if (!src.ok()) {
+            return src.status();
+        }
+        if (!src->exists) {
+            return Status(Code::not_found, "source " + m_req.src_path + " does not exist on " +
+                                               m_src.target().host + "; check --src-dev-path");
+        }
+        if (!src->readable || (src->type != "block" && src->type != "file")) {
+            return Status(Code::permission_denied,
+                          "source " + m_req.src_path + " on " + m_src.target().host +
+                              " is not a readable block device or file");
+        }
+        m_size = src->size;
+        if (m_progress) {
+            m_progress->set_total(m_size);
+        }
+        if (m_req.expected_bytes != 0 && m_req.expected_bytes != m_size) {
+            return Status(Code::invalid_input,
+                          "--expected-bytes is " + std::to_string(m_req.expected_bytes) +
+                              " but source " + m_req.src_path + " has " + std::to_string(m_size) +
+                              " bytes; check the disk or the value (nothing was written)");
+        }
+        auto dst = path_info(m_dst, m_dst_agent, m_req.dst_path);
+        if (!dst.ok()) {
+            return dst.status();
+        }
+        if (dst->type == "block" && dst->size < m_size) {
+            return Status(Code::invalid_input,
+                          "destination " + m_req.dst_path + " on " + m_dst.target().host +
+                              " holds " + std::to_string(dst->size) + " bytes but the source has " +
+                              std::to_string(m_size) + "; grow it first (nothing was written)");
+        }
+        if (dst->exists && dst->type == "other") {
+            return Status(Code::invalid_input, "destination " + m_req.dst_path +
+                                                   " is neither a block device nor a file");
+        }
+        return {};
+    }
+
+    std::vector<std::string> recv_argv() const {
+        std::vector<std::string> argv = {m_dst_agent, "recv", "--path", m_req.dst_path, "--state",
+                                         m_state_path};
+        if (m_req.dst_fresh) {
+            argv.push_back("--fresh");
+        }
+        if (m_req.verify_readback) {
+            argv.push_back("--verify-readback");
+        }
+        return argv;
+    }
+
+    std::vector<std::string> send_argv() const {
+        std::vector<std::string> argv = {m_src_agent,
+                                         "send",
+                                         "--path",
+                                         m_req.src_path,
+                                         "--block-size",
+                                         std::to_string(m_req.block_size),
+                                         "--zstd-level",
+                                         std::to_string(m_req.zstd_level),
+                                         "--threads",
+                                         std::to_string(m_req.zstd_threads),
+                                         "--known-state",
+                                         "-"};
+        if (!m_req.sparse) {
+            argv.push_back("--no-sparse");
+        }
+        return argv;
+    }
+
+    // The destination's confirmed chunks, framed for the sender's stdin.
+    Result<std::string> known_state_input() {
+        std::string state;
+        auto out = exec_checked(m_dst, {m_dst_agent, "state", "--state", m_state_path, "--size",
+                                        std::to_string(m_size), "--block-size",
+                                        std::to_string(m_req.block_size)});
+        if (!out.ok()) {
+            return out.status();
+        }
+        state = std::move(*out);
+        std::string framed(8, '\0');
+        for (int b = 0; b < 8; ++b) {
+            framed[static_cast<size_t>(b)] = static_cast<char>((state.size() >> (8 * b)) & 0xff);
+        }
+        return framed + state;
+    }
+
+    Result<nlohmann::json> run_pass(StreamResult& result) {
+        auto known = known_state_input();
+        if (!known.ok()) {
+            return known.status();
+        }
+        SenderStderr sender_err(m_progress);
+        StringSource sender_in(std::move(*known));
+        StringSink receiver_out;
+        LimitedStringSink receiver_err(64 * 1024);
+        ExecOptions limit{std::chrono::duration_cast<std::chrono::milliseconds>(m_req.task_timeout)};
+        Status send_status, recv_status;
+        if (result.mode == StreamMode::relay) {
+            BytePipe pipe(16u << 20);
+            std::thread receiver([&] {
+                auto exit = m_dst.exec(recv_argv(), RunIo{&pipe.source(), &receiver_out,
+                                                          &receiver_err},
+                                       limit);
+                pipe.close_read();
+                recv_status = exit_status(exit, "receiver", m_dst, receiver_err.str());
+            });
+            auto exit = m_src.exec(send_argv(), RunIo{&sender_in, &pipe.sink(), &sender_err}, limit);
+            pipe.close_write();
+            receiver.join();
+            send_status = exit_status(exit, "sender", m_src, sender_err.other());
+            result.bytes_sent += pipe.bytes_through();
+        } else {
+            auto line = shell_join(recv_argv());
+            if (!line.ok()) {
+                return line.status();
+            }
+            auto argv = send_argv();
+            argv.push_back("--");
+            auto ssh = m_route.ssh_argv();
+            argv.insert(argv.end(), ssh.begin(), ssh.end());
+            argv.push_back(*line);
+            auto exit = m_src.exec(argv, RunIo{&sender_in, &receiver_out, &sender_err}, limit);
+            send_status = exit_status(exit, "sender", m_src, sender_err.other());
+            if (exit.ok() && exit->kind == ExitStatus::Kind::exited && exit->code == 255) {
+                // The source's own ssh to the destination failed.
+                const std::string why = send_status.message();
+                send_status = Status(
+                    why.find("Permission denied") != std::string::npos ? Code::auth_failed
+                                                                        : Code::unreachable,
+                    "direct copy: " + m_src.target().host + " cannot log in to " +
+                        m_dst.target().host + " (" + why +
+                        "); check --migration-key-path (a key on the source host) or use "
+                        "--mode relay");
+            }
+            result.bytes_sent += field(sender_err.stats(), "bytes_sent", uint64_t{0});
+        }
+        result.bytes_read += field(sender_err.stats(), "bytes_read", uint64_t{0});
+        // The receiver's error is the root cause when both failed.
+        VMLIFT_RETURN_IF_ERROR(recv_status);
+        VMLIFT_RETURN_IF_ERROR(send_status);
+        try {
+            return nlohmann::json::parse(last_line(receiver_out.str()));
+        } catch (const nlohmann::json::exception&) {
+            return Status(Code::remote_failed, "the receiver on " + m_dst.target().host +
+                                                   " gave no result; see the log");
+        }
+    }
+
+    Status exit_status(const Result<ExitStatus>& exit, const char* role, SshTransport& host,
+                       const std::string& err) {
+        if (!exit.ok()) {
+            return exit.status();
+        }
+        if (exit->success()) {
+            return {};
+        }
+        std::string line = last_line(err);
+        const std::string prefix = "vmlift-agent: error: ";
+        if (line.rfind(prefix, 0) == 0) {
+            line = line.substr(prefix.size());
+        }
+        Code code = Code::remote_failed;
+        if (exit->kind == ExitStatus::Kind::exited) {
+            for (int c = 0; c <= static_cast<int>(Code::internal); ++c) {
+                if (exit_code_for(static_cast<Code>(c)) == exit->code && c != 0) {
+                    code = static_cast<Code>(c);
+                }
+            }
+            if (exit->code == 255) {
+                code = Code::unreachable;  // ssh's own failure, in direct mode
+            }
+        }
+        m_log.debug("stream", std::string(role) + " on " + host.target().host + " failed: " + err);
+        return Status(code, line.empty() ? std::string(role) + " on " + host.target().host +
+                                               " failed (" + exit->describe() + ")"
+                                         : line);
+    }
+
+    SshTransport& m_src;
+    SshTransport& m_dst;
+    const StreamRequest& m_req;
+    ProgressReporter* m_progress;
+    Logger& m_log;
+    std::string m_src_agent;
+    std::string m_dst_agent;
+    std::string m_state_path;
+    DirectRoute m_route;
+    uint64_t m_size = 0;
+};
+
+}  // namespace
+
+const char* stream_mode_name(StreamMode mode) {
+    switch (mode) {
+        case StreamMode::direct: return "direct";
+        case StreamMode::relay: return "relay";
+        case StreamMode::automatic: return "auto";
+    }
+    return "auto";
+}
+
+const char* stream_transport_name(StreamTransport transport) {
+    return transport == StreamTransport::agent ? "agent" : "shell";
+}
+
+nlohmann::json StreamResult::to_json() const {
+    return {{"event", "result"},
+            {"mode", stream_mode_name(mode)},
+            {"mode_reason", mode_reason},
+            {"transport", stream_transport_name(transport)},
+            {"size", size},
+            {"bytes_read", bytes_read},
+            {"bytes_sent", bytes_sent},
+            {"bytes_written", bytes_written},
+            {"zero_bytes_skipped", zero_bytes_skipped},
+            {"same_bytes", same_bytes},
+            {"digest", digest},
+            {"seconds", seconds},
+            {"rounds", rounds},
+            {"readback_verified", readback_verified}};
+}
+
+Result<StreamResult> run_stream(SshTransport& src, SshTransport& dst, const StreamRequest& req,
+                                ProgressReporter* progress, Logger& log) {
+    if (req.transport == StreamTransport::shell) {
+        return run_shell_stream(src, dst, req, progress, log);
+    }
+    Copier copier(src, dst, req, progress, log);
+    return copier.run();
+}
+
+}  // namespace vmlift

@@ -1,0 +1,415 @@
+#include "engine/stream_receiver.h"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "engine/stream_sender.h"
+
+namespace vmlift::stream {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+// Reads exactly `size` bytes; false at a clean EOF before any byte.
+Result<bool> read_exact(int fd, char* buffer, size_t size) {
+    size_t got = 0;
+    while (got < size) {
+        ssize_t r = ::read(fd, buffer + got, size - got);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            return Status(Code::io_error, std::string("cannot read the stream: ") +
+                                              std::strerror(errno));
+        }
+        if (r == 0) {
+            if (got == 0) {
+                return false;
+            }
+            return Status(Code::connection_lost, "the stream ended inside a frame");
+        }
+        got += static_cast<size_t>(r);
+    }
+    return true;
+}
+
+class Destination {
+public:
+    ~Destination() {
+        if (m_fd >= 0) {
+            ::close(m_fd);
+        }
+    }
+
+    Status open(const std::string& path, uint64_t size, bool caller_says_fresh) {
+        m_path = path;
+        struct stat st {};
+        bool exists = ::stat(path.c_str(), &st) == 0;
+        if (!exists) {
+            m_fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+            if (m_fd < 0) {
+                return fail("cannot create destination");
+            }
+            m_fresh = true;
+        } else {
+            m_fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+            if (m_fd < 0) {
+                return fail("cannot open destination");
+            }
+            m_block = S_ISBLK(st.st_mode);
+            if (!m_block && !S_ISREG(st.st_mode)) {
+                return Status(Code::invalid_input,
+                              "destination " + path + " is neither a block device nor a file");
+            }
+            m_fresh = caller_says_fresh || (!m_block && st.st_blocks == 0);
+        }
+        if (m_block) {
+            auto have = device_size(path);
+            if (!have.ok()) {
+                return have.status();
+            }
+            if (*have < size) {
+                return Status(Code::invalid_input,
+                              "destination " + path + " holds " + std::to_string(*have) +
+                                  " bytes but the source has " + std::to_string(size) +
+                                  "; grow the destination (nothing was written)");
+            }
+        } else if (::ftruncate(m_fd, static_cast<off_t>(size)) != 0) {
+            return fail("cannot set the size of destination");
+        }
+        return {};
+    }
+
+    Status write(const char* data, size_t size, uint64_t offset) {
+        size_t done = 0;
+        while (done < size) {
+            ssize_t w = ::pwrite(m_fd, data + done, size - done,
+                                 static_cast<off_t>(offset + done));
+            if (w < 0 && errno == EINTR) {
+                continue;
+            }
+            if (w < 0) {
+                return fail_at(offset + done);
+            }
+            done += static_cast<size_t>(w);
+        }
+        return {};
+    }
+
+    Status zero(uint64_t offset, uint32_t length) {
+        if (m_block) {
+            uint64_t range[2] = {offset, length};
+            if (::ioctl(m_fd, BLKZEROOUT, range) == 0) {
+                return {};
+            }
+        } else if (::fallocate(m_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                               static_cast<off_t>(offset), length) == 0) {
+            return {};
+        }
+        if (m_zeros.size() < length) {
+            m_zeros.assign(length, '\0');
+        }
+        return write(m_zeros.data(), length, offset);
+    }
+
+    Status sync() {
+        if (::fdatasync(m_fd) != 0) {
+            return fail("cannot flush destination");
+        }
+        return {};
+    }
+
+    Status read(char* data, size_t size, uint64_t offset) {
+        size_t got = 0;
+        while (got < size) {
+            ssize_t r = ::pread(m_fd, data + got, size - got, static_cast<off_t>(offset + got));
+            if (r < 0 && errno == EINTR) {
+                continue;
+            }
+            if (r <= 0) {
+                return fail("cannot read back destination");
+            }
+            got += static_cast<size_t>(r);
+        }
+        return {};
+    }
+
+    void drop_cache() { ::posix_fadvise(m_fd, 0, 0, POSIX_FADV_DONTNEED); }
+    bool fresh() const { return m_fresh; }
+
+private:
+    Status fail(const std::string& what) {
+        return Status(errno == EACCES || errno == EPERM ? Code::permission_denied : Code::io_error,
+                      what + " " + m_path + ": " + std::strerror(errno));
+    }
+    Status fail_at(uint64_t offset) {
+        if (errno == ENOSPC || errno == EDQUOT) {
+            return Status(Code::io_error, "destination " + m_path + " is full at offset " +
+                                              std::to_string(offset) +
+                                              "; free space or grow it, then resume");
+        }
+        return Status(Code::io_error, "cannot write destination " + m_path + " at offset " +
+                                          std::to_string(offset) + ": " + std::strerror(errno));
+    }
+
+    std::string m_path;
+    int m_fd = -1;
+    bool m_block = false;
+    bool m_fresh = false;
+    std::string m_zeros;
+};
+
+class Receiver {
+public:
+    Receiver(const ReceiverOptions& options, int in_fd) : m_options(options), m_in(in_fd) {}
+    ~Receiver() { ZSTD_freeDCtx(m_dctx); }
+
+    Result<ReceiverStats> run() {
+        char head[k_header_size];
+        auto got = read_exact(m_in, head, sizeof head);
+        if (!got.ok()) {
+            return got.status();
+        }
+        if (!*got) {
+            return Status(Code::connection_lost, "the stream ended before its header");
+        }
+        auto header = decode_header(head, sizeof head);
+        if (!header.ok()) {
+            return header.status();
+        }
+        m_header = *header;
+        m_stats.size = m_header.size;
+        VMLIFT_RETURN_IF_ERROR(m_dst.open(m_options.path, m_header.size, m_options.fresh));
+        m_stats.fresh = m_dst.fresh();
+        auto loaded = m_options.state_path.empty()
+                          ? std::nullopt
+                          : ChunkState::load(m_options.state_path, m_header.size,
+                                             m_header.block_size);
+        m_state = loaded ? std::move(*loaded) : ChunkState(m_header.size, m_header.block_size);
+        m_known = known_from_state(m_state);
+        m_last_checkpoint = SteadyClock::now();
+        Status st = frames();
+        Status saved = checkpoint();
+        VMLIFT_RETURN_IF_ERROR(st);
+        VMLIFT_RETURN_IF_ERROR(saved);
+        if (m_options.verify_readback) {
+            VMLIFT_RETURN_IF_ERROR(readback());
+            VMLIFT_RETURN_IF_ERROR(save_state());
+        }
+        m_stats.chunks_unconfirmed = m_state.count() - m_state.confirmed_count();
+        m_stats.digest = digest_of(m_state.hashes());
+        return m_stats;
+    }
+
+private:
+    Status frames() {
+        char head[k_frame_header_size];
+        for (;;) {
+            auto got = read_exact(m_in, head, sizeof head);
+            if (!got.ok()) {
+                return got.status();
+            }
+            if (!*got) {
+                return Status(Code::connection_lost,
+                              "the stream ended before the copy was complete (" +
+                                  std::to_string(m_state.confirmed_bytes()) +
+                                  " bytes confirmed); run again with --resume");
+            }
+            auto frame = decode_frame_header(head, sizeof head, m_header);
+            if (!frame.ok()) {
+                return frame.status();
+            }
+            m_payload.resize(frame->payload_length);
+            if (frame->payload_length > 0) {
+                auto body = read_exact(m_in, m_payload.data(), frame->payload_length);
+                if (!body.ok()) {
+                    return body.status();
+                }
+                if (!*body) {
+                    return Status(Code::connection_lost, "the stream ended inside a frame");
+                }
+            }
+            if (frame->kind == FrameKind::end) {
+                return end_frame();
+            }
+            VMLIFT_RETURN_IF_ERROR(chunk(*frame));
+            if (SteadyClock::now() - m_last_checkpoint >= m_options.checkpoint_interval) {
+                VMLIFT_RETURN_IF_ERROR(checkpoint());
+            }
+        }
+    }
+
+    Status chunk(const FrameHeader& f) {
+        const uint64_t index = f.offset / m_header.block_size;
+        m_state.unconfirm(index);
+        switch (f.kind) {
+            case FrameKind::raw:
+            case FrameKind::zstd: {
+                const char* data = m_payload.data();
+                if (f.kind == FrameKind::zstd) {
+                    if (!m_dctx) {
+                        m_dctx = ZSTD_createDCtx();
+                    }
+                    m_plain.resize(f.length);
+                    size_t n = ZSTD_decompressDCtx(m_dctx, m_plain.data(), m_plain.size(),
+                                                   m_payload.data(), m_payload.size());
+                    if (ZSTD_isError(n) || n != f.length) {
+                        ++m_stats.chunks_bad;
+                        return {};
+                    }
+                    data = m_plain.data();
+                }
+                if (hash_bytes(data, f.length) != f.hash) {
+                    ++m_stats.chunks_bad;
+                    return {};
+                }
+                VMLIFT_RETURN_IF_ERROR(m_dst.write(data, f.length, f.offset));
+                m_stats.bytes_written += f.length;
+                break;
+            }
+            case FrameKind::zero:
+                if (f.hash != zero_hash(f.length)) {
+                    ++m_stats.chunks_bad;
+                    return {};
+                }
+                if (m_dst.fresh()) {
+                    m_stats.zero_bytes_skipped += f.length;
+                } else {
+                    VMLIFT_RETURN_IF_ERROR(m_dst.zero(f.offset, f.length));
+                    m_stats.zero_bytes_zeroed += f.length;
+                }
+                break;
+            case FrameKind::same:
+                if (!known_before(index, f.hash)) {
+                    ++m_stats.chunks_bad;
+                    return {};
+                }
+                m_stats.same_bytes += f.length;
+                m_state.confirm(index, f.hash);  // already on disk and synced
+                return {};
+            case FrameKind::end:
+                break;
+        }
+        m_pending.push_back({index, f.hash});
+        return {};
+    }
+
+    // Chunks the destination held, verified, when this stream began.
+    bool known_before(uint64_t index, uint64_t hash) const {
+        return index < m_known.size() && m_known[index] && *m_known[index] == hash;
+    }
+
+    Status end_frame() {
+        auto get = [&](size_t at) {
+            uint64_t v = 0;
+            for (int b = 7; b >= 0; --b) {
+                v = (v << 8) | static_cast<uint8_t>(m_payload[at + static_cast<size_t>(b)]);
+            }
+            return v;
+        };
+        m_stats.sender_digest = Digest{get(0), get(8)};
+        m_stats.sender_bytes_read = get(16);
+        return {};
+    }
+
+    Status save_state() {
+        if (m_options.state_path.empty()) {
+            return {};
+        }
+        return m_state.save(m_options.state_path);
+    }
+
+    Status checkpoint() {
+        m_last_checkpoint = SteadyClock::now();
+        if (m_pending.empty()) {
+            return save_state();
+        }
+        VMLIFT_RETURN_IF_ERROR(m_dst.sync());
+        for (const auto& [index, hash] : m_pending) {
+            m_state.confirm(index, hash);
+        }
+        m_pending.clear();
+        return save_state();
+    }
+
+    Status readback() {
+        m_dst.drop_cache();
+        m_stats.readback_checked = true;
+        std::string buffer;
+        for (uint64_t i = 0; i < m_state.count(); ++i) {
+            if (!m_state.confirmed(i)) {
+                continue;
+            }
+            uint32_t length = chunk_length(m_header.size, m_header.block_size, i);
+            buffer.resize(length);
+            VMLIFT_RETURN_IF_ERROR(m_dst.read(buffer.data(), length, i * m_header.block_size));
+            if (hash_bytes(buffer.data(), length) != m_state.hash(i)) {
+                ++m_stats.readback_mismatches;
+                m_state.unconfirm(i);
+            }
+        }
+        return {};
+    }
+
+    const ReceiverOptions& m_options;
+    int m_in;
+    Header m_header;
+    Destination m_dst;
+    ChunkState m_state;
+    std::vector<std::optional<uint64_t>> m_known;
+    std::vector<std::pair<uint64_t, uint64_t>> m_pending;  // written, not yet synced
+    SteadyClock::time_point m_last_checkpoint;
+    std::string m_payload;
+    std::string m_plain;
+    ZSTD_DCtx* m_dctx = nullptr;
+    ReceiverStats m_stats;
+};
+
+}  // namespace
+
+Result<ReceiverStats> receive_stream(const ReceiverOptions& options, int in_fd) {
+    Receiver receiver(options, in_fd);
+    return receiver.run();
+}
+
+Result<ChunkState> hash_device(const std::string& path, uint32_t block_size) {
+    auto size = device_size(path);
+    if (!size.ok()) {
+        return size.status();
+    }
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return Status(Code::io_error, "cannot open " + path + ": " + std::strerror(errno));
+    }
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    ChunkState state(*size, block_size);
+    std::string buffer;
+    for (uint64_t i = 0; i < state.count(); ++i) {
+        uint32_t length = chunk_length(*size, block_size, i);
+        buffer.resize(length);
+        size_t got = 0;
+        while (got < length) {
+            ssize_t r = ::pread(fd, buffer.data() + got, length - got,
+                                static_cast<off_t>(i * block_size + got));
+            if (r <= 0) {
+                ::close(fd);
+                return Status(Code::io_error, "cannot read " + path + " at offset " +
+                                                  std::to_string(i * block_size + got));
+            }
+            got += static_cast<size_t>(r);
+        }
+        state.confirm(i, hash_bytes(buffer.data(), length));
+    }
+    ::close(fd);
+    return state;
+}
+
+}  // namespace vmlift::stream

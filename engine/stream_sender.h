@@ -1,0 +1,59 @@
+// Sending side of the agent stream: disk → frames.
+//
+// Contract
+//   send_stream() reads `path` (file or block device, never written: opened
+//   O_RDONLY) chunk by chunk and writes the stream (stream_protocol.h) to
+//   out_fd. With sparse on, holes found with SEEK_DATA are not read, and
+//   chunks that are all zeros in memory become zero frames; with it off,
+//   every chunk is data. Data chunks are zstd-compressed at zstd_level on
+//   `threads` workers (0: one per core; level 0: no compression) and sent
+//   raw when compression does not help. A chunk whose hash equals
+//   known[index] goes as a `same` frame without payload (resume, retry,
+//   delta). Frames leave in chunk order. Memory is bounded by about
+//   (2 * threads + 4) chunk buffers.
+//   `progress` is called from the writer thread with the disk bytes done.
+//   Errors: not_found/permission_denied/io_error for the source, naming it;
+//   connection_lost when out_fd is closed by the other side.
+// Thread safety: one call per stream; spawns and joins its own threads.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/stream_protocol.h"
+
+namespace vmlift::stream {
+
+struct SenderOptions {
+    std::string path;
+    uint32_t block_size = 4u << 20;
+    int zstd_level = 3;
+    int threads = 0;
+    bool sparse = true;
+    std::vector<std::optional<uint64_t>> known;  // per chunk, may be shorter or empty
+};
+
+struct SenderStats {
+    uint64_t size = 0;
+    uint64_t bytes_read = 0;       // read from the source
+    uint64_t bytes_sent = 0;       // stream bytes written to out_fd
+    uint64_t zero_bytes = 0;       // covered by zero frames
+    uint64_t same_bytes = 0;       // covered by same frames
+    uint64_t data_bytes = 0;       // covered by data frames
+    bool seek_data_used = false;   // the source answered SEEK_DATA
+    Digest digest;
+};
+
+Result<SenderStats> send_stream(const SenderOptions& options, int out_fd,
+                                const std::function<void(uint64_t)>& progress = {});
+
+// Size in bytes of a file or block device.
+Result<uint64_t> device_size(const std::string& path);
+
+// Known hashes from a receiver's state: the confirmed chunks.
+std::vector<std::optional<uint64_t>> known_from_state(const ChunkState& state);
+
+}  // namespace vmlift::stream
