@@ -147,6 +147,9 @@ class Spawner {
         switch (redirect.kind) {
             case Redirect::Kind::inherit:
                 break;
+            case Redirect::Kind::fd:
+                posix_spawn_file_actions_adddup2(actions, redirect.fd, target);
+                break;
             case Redirect::Kind::null:
                 posix_spawn_file_actions_addopen(actions, target, "/dev/null",
                                                  is_input ? O_RDONLY : O_WRONLY, 0);

@@ -36,14 +36,16 @@
 namespace vmlift {
 
 struct Redirect {
-    enum class Kind { null, inherit, file_read, file_truncate, file_append };
+    enum class Kind { null, inherit, file_read, file_truncate, file_append, fd };
     Kind kind = Kind::null;
     std::string path;
+    int fd = -1;  // Kind::fd: dup'ed onto the stream; the caller keeps its copy
     static Redirect null_device() { return {}; }
     static Redirect inherit() { return {Kind::inherit, {}}; }
-    static Redirect read_from(std::string p) { return {Kind::file_read, std::move(p)}; }
-    static Redirect truncate_to(std::string p) { return {Kind::file_truncate, std::move(p)}; }
-    static Redirect append_to(std::string p) { return {Kind::file_append, std::move(p)}; }
+    static Redirect from_fd(int fd) { return {Kind::fd, {}, fd}; }
+    static Redirect read_from(std::string p) { return {Kind::file_read, std::move(p), -1}; }
+    static Redirect truncate_to(std::string p) { return {Kind::file_truncate, std::move(p), -1}; }
+    static Redirect append_to(std::string p) { return {Kind::file_append, std::move(p), -1}; }
 };
 
 struct ProcessSpec {

@@ -210,18 +210,22 @@ public:
     }
 
 private:
+    Status ended_early() const {
+        return Status(Code::connection_lost,
+                      "the stream ended before the copy was complete (" +
+                          std::to_string(m_state.confirmed_bytes()) +
+                          " bytes confirmed); run again with --resume");
+    }
+
     Status frames() {
         char head[k_frame_header_size];
         for (;;) {
             auto got = read_exact(m_in, head, sizeof head);
             if (!got.ok()) {
-                return got.status();
+                return got.status().code() == Code::connection_lost ? ended_early() : got.status();
             }
             if (!*got) {
-                return Status(Code::connection_lost,
-                              "the stream ended before the copy was complete (" +
-                                  std::to_string(m_state.confirmed_bytes()) +
-                                  " bytes confirmed); run again with --resume");
+                return ended_early();
             }
             auto frame = decode_frame_header(head, sizeof head, m_header);
             if (!frame.ok()) {
@@ -230,11 +234,11 @@ private:
             m_payload.resize(frame->payload_length);
             if (frame->payload_length > 0) {
                 auto body = read_exact(m_in, m_payload.data(), frame->payload_length);
-                if (!body.ok()) {
+                if (!body.ok() && body.status().code() != Code::connection_lost) {
                     return body.status();
                 }
-                if (!*body) {
-                    return Status(Code::connection_lost, "the stream ended inside a frame");
+                if (!body.ok() || !*body) {
+                    return ended_early();
                 }
             }
             if (frame->kind == FrameKind::end) {

@@ -104,10 +104,12 @@ std::vector<std::string> OpenSshTransport::common_options() const {
 }
 
 std::vector<std::string> OpenSshTransport::master_argv() const {
-    std::vector<std::string> argv = {m_options.ssh_program, "-M", "-N", "-T"};
+    std::vector<std::string> argv = {m_options.ssh_program, "-M", "-T"};
     auto common = common_options();
     argv.insert(argv.end(), common.begin(), common.end());
-    argv.insert(argv.end(), {"-o", "ControlPersist=no", "--", m_options.target.host});
+    // The session ends when our end of its stdin closes (see the header).
+    static const std::string k_session = *shell_join({"sh", "-c", "cat >/dev/null"});
+    argv.insert(argv.end(), {"-o", "ControlPersist=no", "--", m_options.target.host, k_session});
     return argv;
 }
 
@@ -194,11 +196,18 @@ Status OpenSshTransport::connect() {
                 write_file_atomic(m_dir + "/passphrase", *m_options.auth.passphrase, 0600));
         }
     }
+    int lifeline[2];
+    if (::pipe2(lifeline, O_CLOEXEC) != 0) {
+        return Status(Code::io_error, std::string("pipe2: ") + std::strerror(errno));
+    }
     ProcessSpec spec;
     spec.argv = master_argv();
     spec.env = client_env();
+    spec.stdin_redirect = Redirect::from_fd(lifeline[0]);
     spec.stderr_redirect = Redirect::truncate_to(m_dir + "/master.err");
     auto master = m_runner.start(spec);
+    ::close(lifeline[0]);
+    m_lifeline = lifeline[1];
     if (!master.ok()) {
         return master.status();
     }
@@ -288,6 +297,10 @@ Result<ExitStatus> OpenSshTransport::exec(const std::vector<std::string>& argv, 
 
 void OpenSshTransport::close() {
     std::lock_guard lock(m_mutex);
+    if (m_lifeline >= 0) {
+        ::close(m_lifeline);
+        m_lifeline = -1;
+    }
     if (m_master) {
         ProcessSpec spec;
         spec.argv = {m_options.ssh_program, "-F", "/dev/null", "-S",

@@ -1,4 +1,9 @@
 // The migrate-vm binary against real lab hosts: exit codes, output, secrets.
+#include <signal.h>
+
+#include <filesystem>
+#include <thread>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -101,6 +106,43 @@ TEST_F(MigrateVmCli, PasswordFromFileNeverReachesLogsOrOutput) {
             EXPECT_EQ(read_file_or_empty(e.path()).find(password), std::string::npos) << e.path();
         }
     }
+}
+
+// A controller killed with SIGKILL must not leave ssh master processes behind.
+TEST_F(MigrateVmCli, KilledControllerLeavesNoSshProcesses) {
+    auto count_ssh_to = [](const std::string& ip) {
+        int n = 0;
+        for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+            std::string cmdline = read_file_or_empty(e.path().string() + "/cmdline");
+            if (cmdline.rfind(std::string("ssh") + '\0', 0) == 0 &&
+                cmdline.find(ip) != std::string::npos) {
+                ++n;
+            }
+        }
+        return n;
+    };
+    const std::string ip = m_lab->ip("src");
+    ASSERT_EQ(count_ssh_to(ip), 0);
+    ProcessSpec spec;
+    spec.argv = {VMLIFT_MIGRATE_VM, "--known-hosts", m_lab->known_hosts(), "--identity-file",
+                 m_lab->client_key(), "--run-dir", m_runs.path(), "ssh-check", "--host", ip,
+                 "--bytes", "100000000000"};
+    spec.env = default_tool_env();
+    spec.env.push_back("HOME=" + m_home.path());
+    auto proc = m_runner.start(spec);
+    ASSERT_TRUE(proc.ok());
+    for (int i = 0; i < 100 && count_ssh_to(ip) < 2; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_GE(count_ssh_to(ip), 1) << "the check never started streaming";
+    ::kill((*proc)->pid(), SIGKILL);
+    (*proc)->wait();
+    int left = count_ssh_to(ip);
+    for (int i = 0; i < 100 && left > 0; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        left = count_ssh_to(ip);
+    }
+    EXPECT_EQ(left, 0) << "ssh processes outlived the killed controller";
 }
 
 TEST_F(MigrateVmCli, UsageErrorsExitTwo) {

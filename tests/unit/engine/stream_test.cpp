@@ -1,0 +1,289 @@
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <random>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "engine/stream_receiver.h"
+#include "engine/stream_sender.h"
+#include "tests/support/temp_dir.h"
+
+namespace vmlift::stream {
+namespace {
+
+using testing_support::read_all;
+using testing_support::TempDir;
+
+constexpr uint32_t k_block = 64 * 1024;
+
+// A sparse image: random data in some chunks, zeros written in others, holes elsewhere.
+void make_image(const std::string& path, uint64_t size, uint32_t seed) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::ftruncate(fd, static_cast<off_t>(size)), 0);
+    std::mt19937_64 rng(seed);
+    std::string chunk(k_block, '\0');
+    for (uint64_t off = 0; off + k_block <= size; off += k_block) {
+        uint64_t pick = rng() % 4;
+        if (pick == 0) {
+            for (auto& c : chunk) {
+                c = static_cast<char>(rng() % 7);  // compressible data
+            }
+        } else if (pick == 1) {
+            chunk.assign(k_block, '\0');  // explicit zeros (allocated, not a hole)
+        } else {
+            continue;  // hole
+        }
+        ASSERT_EQ(::pwrite(fd, chunk.data(), k_block, static_cast<off_t>(off)),
+                  static_cast<ssize_t>(k_block));
+    }
+    // A short tail chunk of data.
+    std::string tail(1000, 'T');
+    ASSERT_EQ(::pwrite(fd, tail.data(), tail.size(), static_cast<off_t>(size - 1000)), 1000);
+    ::close(fd);
+}
+
+// Moves bytes from `in` to `out`, optionally stopping after `limit` bytes or
+// flipping the byte at `flip_at`; closes `out` at the end.
+void proxy(int in, int out, uint64_t limit, uint64_t flip_at) {
+    std::string buf(65536, '\0');
+    uint64_t moved = 0;
+    for (;;) {
+        ssize_t r = ::read(in, buf.data(), buf.size());
+        if (r <= 0) {
+            break;
+        }
+        size_t n = static_cast<size_t>(r);
+        if (flip_at >= moved && flip_at < moved + n) {
+            buf[flip_at - moved] ^= 0x5a;
+        }
+        if (moved + n > limit) {
+            n = static_cast<size_t>(limit - moved);
+        }
+        if (n > 0 && ::write(out, buf.data(), n) != static_cast<ssize_t>(n)) {
+            break;
+        }
+        moved += n;
+        if (moved >= limit) {
+            break;
+        }
+    }
+    ::close(out);
+    // Drain so the sender never blocks on a full pipe.
+    while (::read(in, buf.data(), buf.size()) > 0) {
+    }
+}
+
+struct Transfer {
+    Result<SenderStats> sent = Status(Code::internal, "not run");
+    Result<ReceiverStats> received = Status(Code::internal, "not run");
+};
+
+Transfer transfer(const SenderOptions& send, const ReceiverOptions& recv,
+                  uint64_t limit = UINT64_MAX, uint64_t flip_at = UINT64_MAX) {
+    int a[2], b[2];
+    EXPECT_EQ(::pipe(a), 0);
+    EXPECT_EQ(::pipe(b), 0);
+    Transfer t;
+    std::thread middle([&] { proxy(a[0], b[1], limit, flip_at); });
+    std::thread receiver([&] {
+        t.received = receive_stream(recv, b[0]);
+        ::close(b[0]);
+    });
+    t.sent = send_stream(send, a[1]);
+    ::close(a[1]);
+    middle.join();
+    ::close(a[0]);
+    receiver.join();
+    return t;
+}
+
+class StreamTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        m_src = m_dir.file("src.img");
+        m_dst = m_dir.file("dst.img");
+        make_image(m_src, 64 * k_block + 1000 + 3 * k_block, 7);
+        m_send.path = m_src;
+        m_send.block_size = k_block;
+        m_send.threads = 2;
+        m_recv.path = m_dst;
+        m_recv.state_path = m_dir.file("state");
+        m_recv.checkpoint_interval = std::chrono::milliseconds(0);
+    }
+    TempDir m_dir;
+    std::string m_src, m_dst;
+    SenderOptions m_send;
+    ReceiverOptions m_recv;
+};
+
+TEST_F(StreamTest, SparseCopyIsBitIdenticalAndSkipsZeros) {
+    auto t = transfer(m_send, m_recv);
+    ASSERT_TRUE(t.sent.ok()) << t.sent.status().to_string();
+    ASSERT_TRUE(t.received.ok()) << t.received.status().to_string();
+    EXPECT_TRUE(t.received->complete());
+    EXPECT_TRUE(t.received->fresh);
+    EXPECT_EQ(read_all(m_dst), read_all(m_src));
+    EXPECT_EQ(t.received->digest, t.sent->digest);
+    EXPECT_GT(t.sent->zero_bytes, 0u);
+    EXPECT_EQ(t.received->zero_bytes_skipped, t.sent->zero_bytes);
+    EXPECT_TRUE(t.sent->seek_data_used);
+    EXPECT_LT(t.sent->bytes_read, t.sent->size) << "holes must not be read";
+    EXPECT_LT(t.sent->bytes_sent, t.sent->data_bytes) << "data must be compressed";
+    struct stat st {};
+    ASSERT_EQ(::stat(m_dst.c_str(), &st), 0);
+    EXPECT_LT(static_cast<uint64_t>(st.st_blocks) * 512, t.sent->size) << "destination stays sparse";
+}
+
+TEST_F(StreamTest, PrefilledDestinationHasNoStaleDataLeft) {
+    std::string junk(static_cast<size_t>(64 * k_block + 1000 + 3 * k_block), '\xee');
+    testing_support::write_all(m_dst, junk);
+    auto t = transfer(m_send, m_recv);
+    ASSERT_TRUE(t.received.ok()) << t.received.status().to_string();
+    EXPECT_FALSE(t.received->fresh);
+    EXPECT_GT(t.received->zero_bytes_zeroed, 0u);
+    EXPECT_EQ(read_all(m_dst), read_all(m_src));
+}
+
+TEST_F(StreamTest, WithoutSparseEveryChunkIsDataAndStillIdentical) {
+    m_send.sparse = false;
+    m_send.zstd_level = 0;
+    auto t = transfer(m_send, m_recv);
+    ASSERT_TRUE(t.received.ok());
+    EXPECT_EQ(t.sent->zero_bytes, 0u);
+    EXPECT_EQ(t.sent->bytes_read, t.sent->size);
+    EXPECT_EQ(read_all(m_dst), read_all(m_src));
+}
+
+TEST_F(StreamTest, InterruptedCopyResumesFromConfirmedChunks) {
+    // Measure the stream, then let the link die halfway through it.
+    ReceiverOptions scratch = m_recv;
+    scratch.path = m_dir.file("scratch.img");
+    scratch.state_path.clear();
+    auto whole = transfer(m_send, scratch);
+    ASSERT_TRUE(whole.sent.ok());
+    auto first = transfer(m_send, m_recv, whole.sent->bytes_sent / 2);
+    ASSERT_FALSE(first.received.ok());
+    EXPECT_EQ(first.received.status().code(), Code::connection_lost);
+    EXPECT_NE(first.received.status().message().find("--resume"), std::string::npos);
+    auto state = ChunkState::load(m_recv.state_path, read_all(m_src).size(), k_block);
+    ASSERT_TRUE(state.has_value());
+    uint64_t confirmed = state->confirmed_bytes();
+    EXPECT_GT(confirmed, 0u);
+
+    m_send.known = known_from_state(*state);
+    auto second = transfer(m_send, m_recv);
+    ASSERT_TRUE(second.received.ok()) << second.received.status().to_string();
+    EXPECT_TRUE(second.received->complete());
+    EXPECT_EQ(read_all(m_dst), read_all(m_src));
+    EXPECT_EQ(second.sent->same_bytes, confirmed);
+    uint64_t size = second.sent->size;
+    EXPECT_LE(second.received->bytes_written, size - confirmed + size / 20)
+        << "resume re-sent more than 5% beyond what was missing";
+}
+
+TEST_F(StreamTest, CorruptedChunkIsNotWrittenAndASecondRoundRepairsIt) {
+    // Flip a byte well inside the stream (inside some payload).
+    auto first = transfer(m_send, m_recv, UINT64_MAX, 200000);
+    ASSERT_TRUE(first.received.ok()) << first.received.status().to_string();
+    EXPECT_FALSE(first.received->complete());
+    EXPECT_EQ(first.received->chunks_bad, 1u);
+    EXPECT_EQ(first.received->chunks_unconfirmed, 1u);
+    auto state = ChunkState::load(m_recv.state_path, first.sent->size, k_block);
+    ASSERT_TRUE(state.has_value());
+    m_send.known = known_from_state(*state);
+    auto second = transfer(m_send, m_recv);
+    ASSERT_TRUE(second.received.ok());
+    EXPECT_TRUE(second.received->complete());
+    EXPECT_EQ(read_all(m_dst), read_all(m_src));
+    EXPECT_LE(second.received->bytes_written, uint64_t{k_block});
+}
+
+TEST_F(StreamTest, DeltaSendsOnlyChangedChunks) {
+    ASSERT_TRUE(transfer(m_send, m_recv).received.ok());
+    // Change 3 chunks of the source.
+    int fd = ::open(m_src.c_str(), O_WRONLY);
+    for (uint64_t chunk : {2u, 30u, 60u}) {
+        std::string data(100, static_cast<char>('a' + chunk % 20));
+        ASSERT_EQ(::pwrite(fd, data.data(), data.size(), static_cast<off_t>(chunk * k_block + 5)),
+                  100);
+    }
+    ::close(fd);
+    auto baseline = hash_device(m_dst, k_block);
+    ASSERT_TRUE(baseline.ok());
+    ASSERT_TRUE(baseline->save(m_recv.state_path).ok());
+    m_send.known = known_from_state(*baseline);
+    auto t = transfer(m_send, m_recv);
+    ASSERT_TRUE(t.received.ok());
+    EXPECT_TRUE(t.received->complete());
+    EXPECT_EQ(read_all(m_dst), read_all(m_src));
+    EXPECT_EQ(t.received->bytes_written, 3u * k_block);
+}
+
+TEST_F(StreamTest, SameFrameWithoutMatchingStateIsRejected) {
+    // The sender believes the destination has every chunk; it has none.
+    auto claimed = hash_device(m_src, k_block);
+    ASSERT_TRUE(claimed.ok());
+    m_send.known = known_from_state(*claimed);
+    auto t = transfer(m_send, m_recv);
+    ASSERT_TRUE(t.received.ok());
+    EXPECT_EQ(t.sent->same_bytes, t.sent->size);
+    EXPECT_FALSE(t.received->complete());
+    EXPECT_EQ(t.received->chunks_unconfirmed, chunk_count(t.sent->size, k_block));
+    EXPECT_EQ(t.received->bytes_written, 0u);
+}
+
+TEST_F(StreamTest, MissingSourceIsNotFound) {
+    m_send.path = m_dir.file("nope.img");
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    auto r = send_stream(m_send, fds[1]);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    EXPECT_EQ(r.status().code(), Code::not_found);
+    EXPECT_NE(r.status().message().find("nope.img"), std::string::npos);
+}
+
+TEST(StreamProtocol, RejectsGarbageAndOffGridFrames) {
+    std::string junk(32, 'x');
+    EXPECT_EQ(decode_header(junk.data(), junk.size()).status().code(), Code::invalid_input);
+    Header h{k_block, 10 * k_block};
+    std::string enc = encode_header(h);
+    auto back = decode_header(enc.data(), enc.size());
+    ASSERT_TRUE(back.ok());
+    EXPECT_EQ(back->size, h.size);
+    FrameHeader off_grid{FrameKind::raw, k_block, 100, 0, k_block};
+    std::string f = encode_frame_header(off_grid);
+    EXPECT_FALSE(decode_frame_header(f.data(), f.size(), h).ok());
+    FrameHeader zero_with_payload{FrameKind::zero, k_block, 0, 0, 5};
+    f = encode_frame_header(zero_with_payload);
+    EXPECT_FALSE(decode_frame_header(f.data(), f.size(), h).ok());
+    FrameHeader good{FrameKind::zstd, k_block, 3 * k_block, 42, 1234};
+    f = encode_frame_header(good);
+    auto decoded = decode_frame_header(f.data(), f.size(), h);
+    ASSERT_TRUE(decoded.ok());
+    EXPECT_EQ(decoded->hash, 42u);
+    EXPECT_EQ(decoded->offset, 3u * k_block);
+}
+
+TEST(ChunkState, RoundTripsAndRejectsCorruption) {
+    ChunkState s(10 * k_block + 7, k_block);
+    EXPECT_EQ(s.count(), 11u);
+    s.confirm(3, 99);
+    s.confirm(10, 5);
+    std::string data = s.serialize();
+    auto back = ChunkState::parse(data);
+    ASSERT_TRUE(back.ok());
+    EXPECT_TRUE(back->confirmed(3));
+    EXPECT_FALSE(back->confirmed(4));
+    EXPECT_EQ(back->hash(10), 5u);
+    EXPECT_EQ(back->confirmed_bytes(), k_block + 7u);
+    data[30] ^= 1;
+    EXPECT_FALSE(ChunkState::parse(data).ok());
+}
+
+}  // namespace
+}  // namespace vmlift::stream
