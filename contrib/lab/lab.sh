@@ -7,6 +7,7 @@
 #   lab.sh join    --dir DIR A B    undo isolate
 #   lab.sh mute    --dir DIR HOST   HOST silently drops its replies to the controller
 #   lab.sh unmute  --dir DIR HOST
+#   lab.sh drop    --dir DIR HOST   kill HOST's SSH sessions (the listener stays)
 #   lab.sh exec    --dir DIR HOST -- CMD...   run CMD inside HOST's namespace
 #   lab.sh gc                       destroy labs whose owner process is gone
 #
@@ -288,6 +289,18 @@ main() {
             local op=add
             [ "$cmd" = unmute ] && op=del
             route_cmd "$op" "$1" blackhole "$CONTROLLER_IP"
+            ;;
+        drop)
+            [ $# -eq 1 ] || die "drop needs one host name"
+            load_env
+            host_ip "$1" >/dev/null
+            local pid cmd
+            for pid in $(ip netns pids "$(ns_of "$1")"); do
+                cmd=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null || true)
+                case "$cmd" in
+                    "sshd: root"*) kill -KILL "$pid" 2>/dev/null || true ;;
+                esac
+            done
             ;;
         exec)
             [ $# -ge 3 ] && [ "$2" = -- ] || die "usage: lab.sh exec --dir DIR HOST -- CMD..."

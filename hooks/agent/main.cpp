@@ -139,8 +139,13 @@ int run_send(const SenderOptions& base, const std::string& known_source,
         auto now = std::chrono::steady_clock::now();
         if (now - last >= std::chrono::milliseconds(200)) {
             last = now;
-            std::fprintf(stderr, "P %llu\n", static_cast<unsigned long long>(done));
-            std::fflush(stderr);
+            char line[32];
+            int n = std::snprintf(line, sizeof line, "P %llu\n",
+                                  static_cast<unsigned long long>(done));
+            if (::write(STDERR_FILENO, line, static_cast<size_t>(n)) != n) {
+                // The controller is gone: stop, so a resumed copy never races us.
+                std::_Exit(exit_code_for(Code::connection_lost));
+            }
         }
     };
     auto stats = send_stream(options, out_fd, progress);

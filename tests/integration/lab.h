@@ -44,6 +44,8 @@ class Lab {
     Status join(const std::string& a, const std::string& b) { return lab({"join", a, b}); }
     Status mute(const std::string& host) { return lab({"mute", host}); }
     Status unmute(const std::string& host) { return lab({"unmute", host}); }
+    // Kills the host's SSH sessions; its sshd keeps listening.
+    Status drop(const std::string& host) { return lab({"drop", host}); }
     // Runs argv inside the host's network namespace.
     Result<Captured> exec(const std::string& host, const std::vector<std::string>& argv);
 
