@@ -140,7 +140,7 @@ private:
         if (m_req.delta) {
             m_log.info("stream", "delta: hashing the destination to find unchanged chunks");
             auto hashed = exec_checked(m_dst, {m_dst_agent, "hashes", "--path", m_req.dst_path,
-                                               "--block-size", std::to_string(m_req.block_size),
+                                               "--block-size", std::to_string(block_size()),
                                                "--state", m_state_path});
             if (!hashed.ok()) {
                 return hashed.status();
@@ -220,6 +220,10 @@ private:
         return {};
     }
 
+    uint32_t block_size() const {
+        return m_req.delta ? std::min(m_req.block_size, m_req.delta_block_size) : m_req.block_size;
+    }
+
     std::vector<std::string> recv_argv() const {
         std::vector<std::string> argv = {m_dst_agent, "recv", "--path", m_req.dst_path, "--state",
                                          m_state_path};
@@ -238,7 +242,7 @@ private:
                                          "--path",
                                          m_req.src_path,
                                          "--block-size",
-                                         std::to_string(m_req.block_size),
+                                         std::to_string(block_size()),
                                          "--zstd-level",
                                          std::to_string(m_req.zstd_level),
                                          "--threads",
@@ -256,7 +260,7 @@ private:
         std::string state;
         auto out = exec_checked(m_dst, {m_dst_agent, "state", "--state", m_state_path, "--size",
                                         std::to_string(m_size), "--block-size",
-                                        std::to_string(m_req.block_size)});
+                                        std::to_string(block_size())});
         if (!out.ok()) {
             return out.status();
         }

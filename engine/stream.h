@@ -52,6 +52,10 @@ struct StreamRequest {
     StreamMode mode = StreamMode::automatic;
     StreamTransport transport = StreamTransport::agent;
     uint32_t block_size = 4u << 20;
+    // --delta compares and sends at this granularity: 1% of 4 KiB blocks
+    // changed at random then moves about 1% of the disk, where 4 MiB chunks
+    // would move nearly all of it.
+    uint32_t delta_block_size = 4096;
     int zstd_level = 3;  // 0: no compression
     int zstd_threads = 0;
     bool sparse = true;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -63,7 +64,10 @@ public:
         : m_options(options), m_size(size), m_out(out_fd), m_progress(progress) {
         unsigned cores = std::thread::hardware_concurrency();
         m_threads = options.threads > 0 ? options.threads : static_cast<int>(cores ? cores : 1);
-        m_window = static_cast<size_t>(2 * m_threads + 2);
+        // In flight: at least two chunks per worker, and about 64 MiB when
+        // chunks are small (delta), so small chunks still keep workers busy.
+        m_window = std::max<size_t>(static_cast<size_t>(2 * m_threads + 2),
+                                    std::min<size_t>(4096, (64u << 20) / options.block_size));
         m_hashes.resize(chunk_count(size, options.block_size));
     }
 

@@ -8,7 +8,9 @@
 #   lab.sh mute    --dir DIR HOST   HOST silently drops its replies to the controller
 #   lab.sh unmute  --dir DIR HOST
 #   lab.sh drop    --dir DIR HOST   kill HOST's SSH sessions (the listener stays)
-#   lab.sh exec    --dir DIR HOST -- CMD...   run CMD inside HOST's namespace
+#   lab.sh exec    --dir DIR HOST -- CMD...   run CMD as on HOST (its network and
+#                                   mount namespaces: mounts made here are what
+#                                   its SSH sessions see)
 #   lab.sh gc                       destroy labs whose owner process is gone
 #
 # Addressing: lab N uses 198.18.N.0/24 only (N = 1..250): the root namespace
@@ -39,7 +41,7 @@ lock_registry() {
 
 need_root() {
     [ "$(id -u)" = 0 ] || die "must run as root (network namespaces and sshd need it)"
-    for tool in ip sshd ssh-keygen unshare openssl ss flock; do
+    for tool in ip sshd ssh-keygen unshare nsenter openssl ss flock; do
         command -v "$tool" >/dev/null 2>&1 || die "missing tool '$tool'; run contrib/install-deps.sh"
     done
 }
@@ -306,10 +308,12 @@ main() {
             [ $# -ge 3 ] && [ "$2" = -- ] || die "usage: lab.sh exec --dir DIR HOST -- CMD..."
             load_env
             host_ip "$1" >/dev/null
-            local ns
-            ns=$(ns_of "$1")
+            # The host's own view: its network namespace and the mount
+            # namespace its sshd (and so every SSH session) runs in.
+            local pid
+            pid=$(cat "$DIR/hosts/$1/sshd.pid")
             shift 2
-            exec ip netns exec "$ns" "$@"
+            exec nsenter --target "$pid" --mount --net -- "$@"
             ;;
         *) die "unknown command '$cmd'" ;;
     esac

@@ -103,7 +103,7 @@ std::string Lab::disks(const std::string& host) const {
 
 Result<Captured> Lab::exec(const std::string& host, const std::vector<std::string>& argv) {
     ProcessSpec spec;
-    spec.argv = {"ip", "netns", "exec", value("HOST_" + host + "_NS")};
+    spec.argv = {"/bin/bash", k_script, "exec", "--dir", m_dir, host, "--"};
     spec.argv.insert(spec.argv.end(), argv.begin(), argv.end());
     spec.env = default_tool_env();
     spec.timeout = std::chrono::seconds(120);

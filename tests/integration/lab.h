@@ -46,7 +46,7 @@ class Lab {
     Status unmute(const std::string& host) { return lab({"unmute", host}); }
     // Kills the host's SSH sessions; its sshd keeps listening.
     Status drop(const std::string& host) { return lab({"drop", host}); }
-    // Runs argv inside the host's network namespace.
+    // Runs argv as on the host: its network and mount namespaces.
     Result<Captured> exec(const std::string& host, const std::vector<std::string>& argv);
 
     // Key-authenticated options for `host` with strict host key checking.

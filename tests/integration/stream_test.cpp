@@ -3,7 +3,6 @@
 // after kills, and every documented error.
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/mount.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -154,6 +153,14 @@ protected:
         return run_captured(m_runner, spec_for(std::move(extra), migrate_vm));
     }
 
+    // Mounts (or unmounts) as the host sees it.
+    static bool mount_on(const std::string& host, std::vector<std::string> args,
+                         const std::string& tool = "mount") {
+        args.insert(args.begin(), tool);
+        auto r = s_lab->exec(host, args);
+        return r.ok() && r->exit.success();
+    }
+
     static nlohmann::json last_json(const std::string& out) {
         std::string line = last_line(out);
         try {
@@ -285,9 +292,9 @@ TEST_F(StreamCli, VerifyReadbackAndDeltaResync) {
     ASSERT_EQ(delta->exit.code, 0) << delta->err;
     auto result = last_json(delta->out);
     EXPECT_TRUE(same_contents(image, dst));
-    EXPECT_LE(result["bytes_written"].get<uint64_t>(), 16 * 4 * k_mib)
-        << "delta rewrote more than the changed chunks";
-    EXPECT_GT(result["same_bytes"].get<uint64_t>(), 32 * k_mib);
+    EXPECT_LE(result["bytes_written"].get<uint64_t>(), 16 * 4096u)
+        << "delta rewrote more than the changed 4 KiB blocks";
+    EXPECT_GE(result["same_bytes"].get<uint64_t>(), 64 * k_mib - 16 * 4096);
 }
 
 // Kills the copy at random points (the controller, or the SSH sessions on
@@ -356,12 +363,12 @@ TEST_F(StreamCli, SmallerDestinationIsRefusedBeforeAnyWrite) {
 TEST_F(StreamCli, FullDestinationReportsTheOffsetReached) {
     const std::string mount = s_lab->disks("dst") + "/tiny";
     std::filesystem::create_directories(mount);
-    ASSERT_EQ(::mount("tmpfs", mount.c_str(), "tmpfs", 0, "size=6m"), 0);
+    ASSERT_TRUE(mount_on("dst", {"-t", "tmpfs", "-o", "size=6m", "tmpfs", mount}));
     const std::string image = src_disk("full.img");
     make_image(image, 32 * k_mib, 8, 6);  // all random: needs 32 MiB
     auto r = stream({"--src-dev-path", image, "--dst-dev-path", mount + "/full.img", "--mode",
                      "relay", "--agent-dir", s_lab->disks("dst") + "/agent"});
-    ::umount2(mount.c_str(), MNT_DETACH);
+    ASSERT_TRUE(mount_on("dst", {"-l", mount}, "umount"));
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r->exit.code, exit_code_for(Code::io_error)) << r->err;
     EXPECT_NE(r->err.find("is full at offset"), std::string::npos) << r->err;
@@ -417,12 +424,12 @@ TEST_F(StreamCli, UnreachableHostAndChangedHostKey) {
 TEST_F(StreamCli, AgentThatCannotExecuteIsAClearError) {
     const std::string mount = s_lab->disks("src") + "/noexec";
     std::filesystem::create_directories(mount);
-    ASSERT_EQ(::mount("tmpfs", mount.c_str(), "tmpfs", MS_NOEXEC, "size=64m"), 0);
+    ASSERT_TRUE(mount_on("src", {"-t", "tmpfs", "-o", "size=64m,noexec", "tmpfs", mount}));
     const std::string image = src_disk("nx.img");
     make_image(image, 2 * k_mib, 1);
     auto r = stream({"--src-dev-path", image, "--dst-dev-path", dst_disk("nx.img"), "--agent-dir",
                      mount});
-    ::umount2(mount.c_str(), MNT_DETACH);
+    ASSERT_TRUE(mount_on("src", {"-l", mount}, "umount"));
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r->exit.code, exit_code_for(Code::permission_denied)) << r->err;
     EXPECT_NE(r->err.find("cannot execute the agent in " + mount), std::string::npos) << r->err;
