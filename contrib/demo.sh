@@ -3,10 +3,12 @@
 # two lab hosts ("pve" and "truenas": network namespaces with their own
 # sshd) and runs migrate-vm against them with progress on screen.
 #
-# Today the main job is `migrate-vm ssh-check`: it connects to both hosts
-# with strict host key checking, runs a command, streams 256 MiB through
-# each and verifies the checksums. It grows into a full VM migration as the
-# stream, connector and run stages land.
+# Today the main job is a real disk copy: a 4 GiB VM disk image (an ext4
+# filesystem holding files from /usr/share and /usr/include, built once and
+# cached) on "pve" is streamed with `migrate-vm stream` to "truenas" (auto
+# mode: direct when the hosts reach each other), verified chunk by chunk and
+# by whole-disk digest, then compared byte for byte with cmp. It grows into a
+# full VM migration as the connector and run stages land.
 #
 #   contrib/demo.sh           set up (if needed) and run
 #   contrib/demo.sh --clean   remove the lab and the demo's runs
@@ -37,11 +39,35 @@ contrib/lab/lab.sh create --dir "$LAB" --owner-pid 1 pve truenas >/dev/null
 . "$LAB/lab.env"
 echo "demo: lab hosts pve=$HOST_pve_IP truenas=$HOST_truenas_IP (controller $CONTROLLER_IP)"
 
-build/migrate-vm \
-    --identity-file "$LAB/client/id_ed25519" \
-    --known-hosts "$LAB/client/known_hosts" \
-    --run-dir "$RUNS" \
-    ssh-check --host "$HOST_pve_IP" --host "$HOST_truenas_IP" --bytes $((256 * 1024 * 1024))
+# The VM disk: built once (about 1 GiB of real files in a 4 GiB image).
+CACHE=/var/tmp/vmlift-demo
+IMAGE=$CACHE/vm-disk.img
+if [ ! -f "$IMAGE.ready" ]; then
+    echo "demo: building the demo VM disk (once)"
+    mkdir -p "$CACHE"
+    rm -f "$IMAGE"
+    truncate -s 4G "$IMAGE"
+    mkfs.ext4 -q -F -L demo-root "$IMAGE"
+    mnt=$(mktemp -d)
+    mount -o loop "$IMAGE" "$mnt"
+    mkdir -p "$mnt/usr"
+    cp -a /usr/share /usr/include "$mnt/usr/"
+    umount "$mnt"
+    rmdir "$mnt"
+    touch "$IMAGE.ready"
+fi
+SRC=$HOST_pve_DISKS/vm-101-disk-0.raw
+DST=$HOST_truenas_DISKS/vm-101-disk-0.zvol
+cp --sparse=always "$IMAGE" "$SRC"
+
+M=(build/migrate-vm --identity-file "$LAB/client/id_ed25519"
+   --known-hosts "$LAB/client/known_hosts" --run-dir "$RUNS")
+"${M[@]}" ssh-check --host "$HOST_pve_IP" --host "$HOST_truenas_IP" --bytes $((64 * 1024 * 1024))
+"${M[@]}" --migration-key-path "$LAB/client/id_ed25519" \
+    stream --src-host "$HOST_pve_IP" --dst-host "$HOST_truenas_IP" \
+    --src-dev-path "$SRC" --dst-dev-path "$DST" --mode auto --verify-readback
+cmp "$SRC" "$DST"
+echo "demo: cmp: the copy on truenas is identical to the disk on pve"
 
 latest=$(ls -1d "$RUNS"/*/ | tail -n 1)
 echo "demo: run directory $latest (status: $(cat "$latest/status"))"

@@ -43,8 +43,7 @@ Result<std::string> deploy_agent(SshTransport& host, const std::string& local_ag
     const std::string remote = dir + "/vmlift-agent-" + sha->substr(0, 16);
     auto present = exec_checked(
         host,
-        {"sh", "-c",
-         "umask 077; mkdir -p \"$1\" && if [ -f \"$2\" ]; then sha256sum \"$2\"; fi",
+        {"sh", "-c", "umask 077; mkdir -p \"$1\" && if [ -f \"$2\" ]; then sha256sum \"$2\"; fi",
          "vmlift-deploy", dir, remote});
     if (!present.ok()) {
         return present.status().with_context("cannot prepare agent directory " + dir + " on " +

@@ -14,20 +14,34 @@ std::vector<std::string> DirectRoute::ssh_argv() const {
     const SshTarget& t = m_dst.target();
     std::vector<std::string> argv = {
         "ssh",
-        "-F", "/dev/null",
+        "-F",
+        "/dev/null",
         "-T",
-        "-p", std::to_string(t.port),
-        "-l", t.user,
-        "-o", "BatchMode=yes",
-        "-o", "StrictHostKeyChecking=yes",
-        "-o", "UserKnownHostsFile=" + m_known_hosts,
-        "-o", "GlobalKnownHostsFile=/dev/null",
-        "-o", "UpdateHostKeys=no",
-        "-o", "ConnectTimeout=" + std::to_string(m_req.connect_timeout.count()),
-        "-o", "ServerAliveInterval=15",
-        "-o", "ServerAliveCountMax=4",
-        "-o", "Compression=no",
-        "-o", "Ciphers=aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr",
+        "-p",
+        std::to_string(t.port),
+        "-l",
+        t.user,
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "UserKnownHostsFile=" + m_known_hosts,
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "UpdateHostKeys=no",
+        "-o",
+        "ConnectTimeout=" + std::to_string(m_req.connect_timeout.count()),
+        "-o",
+        "ServerAliveInterval=15",
+        "-o",
+        "ServerAliveCountMax=4",
+        "-o",
+        "Compression=no",
+        "-o",
+        "Ciphers=aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,"
+        "aes128-ctr",
     };
     if (!m_req.migration_key_path.empty()) {
         argv.insert(argv.end(), {"-i", m_req.migration_key_path, "-o", "IdentitiesOnly=yes"});
@@ -49,14 +63,15 @@ Status DirectRoute::prepare() {
     SshTarget named = m_dst.target();
     named.host = host_for_src();
     char name[32];
-    std::snprintf(name, sizeof name, "%016llx",
-                  static_cast<unsigned long long>(XXH3_64bits(named.host.data(), named.host.size())));
+    std::snprintf(
+        name, sizeof name, "%016llx",
+        static_cast<unsigned long long>(XXH3_64bits(named.host.data(), named.host.size())));
     std::string path = m_req.agent_dir + "/known_hosts-" + name;
     std::string line = named.known_hosts_name() + " " + m_req.dst_known_hosts_line + "\n";
-    auto written = exec_checked(
-        m_src, {"sh", "-c", "umask 077; mkdir -p \"$2\" && cat > \"$1\"", "vmlift-kh", path,
-                m_req.agent_dir},
-        line);
+    auto written = exec_checked(m_src,
+                                {"sh", "-c", "umask 077; mkdir -p \"$2\" && cat > \"$1\"",
+                                 "vmlift-kh", path, m_req.agent_dir},
+                                line);
     if (!written.ok()) {
         return written.status();
     }
@@ -95,10 +110,9 @@ Status DirectRoute::choose(StreamResult& result) {
             result.mode_reason = "the source reached the destination over SSH";
         } else {
             result.mode = StreamMode::relay;
-            result.mode_reason =
-                "the source cannot reach the destination over SSH (" +
-                (probe.ok() ? last_line(probe->err) : probe.status().message()) +
-                "); relaying through the controller";
+            result.mode_reason = "the source cannot reach the destination over SSH (" +
+                                 (probe.ok() ? last_line(probe->err) : probe.status().message()) +
+                                 "); relaying through the controller";
         }
     }
     m_log.info("stream",

@@ -19,7 +19,7 @@
 namespace vmlift {
 
 class DirectRoute {
-public:
+  public:
     DirectRoute(SshTransport& src, SshTransport& dst, const StreamRequest& req, Logger& log)
         : m_src(src), m_dst(dst), m_req(req), m_log(log) {}
     ~DirectRoute() { cleanup(); }
@@ -30,7 +30,7 @@ public:
     std::vector<std::string> ssh_argv() const;
     void cleanup();
 
-private:
+  private:
     Status prepare();
     std::string host_for_src() const;
 

@@ -92,7 +92,7 @@ namespace vmlift {
 // gives the reader EOF after the buffered bytes; close_read() makes every
 // later write fail with connection_lost, so a failed reader stops the writer.
 class BytePipe {
-public:
+  public:
     explicit BytePipe(size_t capacity) : m_capacity(capacity), m_sink(*this), m_source(*this) {}
     ByteSink& sink() { return m_sink; }
     ByteSource& source() { return m_source; }
@@ -100,7 +100,7 @@ public:
     void close_read();
     uint64_t bytes_through() const;
 
-private:
+  private:
     struct Sink : ByteSink {
         explicit Sink(BytePipe& p) : pipe(p) {}
         Status write(std::string_view data) override { return pipe.push(data); }

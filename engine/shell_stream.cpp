@@ -48,15 +48,20 @@ std::vector<std::string> sender_argv(const StreamRequest& req) {
 
 std::vector<std::string> receiver_argv(const StreamRequest& req, bool sparse_ok) {
     std::string conv = sparse_ok ? "conv=sparse" : "conv=notrunc";
-    return {"sh", "-c", "zstd -q -dc | dd of=\"$1\" bs=\"$2\" iflag=fullblock \"$3\"",
-            "vmlift-shell-recv", req.dst_path, k_block, conv};
+    return {"sh",
+            "-c",
+            "zstd -q -dc | dd of=\"$1\" bs=\"$2\" iflag=fullblock \"$3\"",
+            "vmlift-shell-recv",
+            req.dst_path,
+            k_block,
+            conv};
 }
 
 Status check_count(const std::string& dd_err, uint64_t size, const std::string& dst_path) {
     auto bytes = parse_dd_bytes(dd_err);
     if (!bytes) {
-        return Status(Code::remote_failed, "the destination dd gave no byte count: " +
-                                               last_line(dd_err));
+        return Status(Code::remote_failed,
+                      "the destination dd gave no byte count: " + last_line(dd_err));
     }
     uint64_t diff = *bytes > size ? *bytes - size : size - *bytes;
     if (diff > k_block_bytes) {

@@ -61,7 +61,7 @@ std::string hex64(uint64_t v) {
 
 // The sender's stderr: "P <bytes>" progress, "S <json>" stats, anything else kept.
 class SenderStderr : public ByteSink {
-public:
+  public:
     explicit SenderStderr(ProgressReporter* progress) : m_progress(progress) {}
     Status write(std::string_view data) override {
         m_partial.append(data);
@@ -87,7 +87,7 @@ public:
     const nlohmann::json& stats() const { return m_stats; }
     const std::string& other() const { return m_other; }
 
-private:
+  private:
     ProgressReporter* m_progress;
     std::string m_partial;
     std::string m_other;
@@ -95,10 +95,14 @@ private:
 };
 
 class Copier {
-public:
+  public:
     Copier(SshTransport& src, SshTransport& dst, const StreamRequest& req,
            ProgressReporter* progress, Logger& log)
-        : m_src(src), m_dst(dst), m_req(req), m_progress(progress), m_log(log),
+        : m_src(src),
+          m_dst(dst),
+          m_req(req),
+          m_progress(progress),
+          m_log(log),
           m_route(src, dst, req, log) {
         m_state_path = req.agent_dir + "/state-" +
                        hex64(XXH3_64bits(req.dst_path.data(), req.dst_path.size())) + ".bin";
@@ -127,7 +131,7 @@ public:
         return result;
     }
 
-private:
+  private:
     Result<StreamResult> copy() {
         VMLIFT_RETURN_IF_ERROR(preflight());
         StreamResult result;
@@ -139,9 +143,9 @@ private:
         }
         if (m_req.delta) {
             m_log.info("stream", "delta: hashing the destination to find unchanged chunks");
-            auto hashed = exec_checked(m_dst, {m_dst_agent, "hashes", "--path", m_req.dst_path,
-                                               "--block-size", std::to_string(block_size()),
-                                               "--state", m_state_path});
+            auto hashed = exec_checked(
+                m_dst, {m_dst_agent, "hashes", "--path", m_req.dst_path, "--block-size",
+                        std::to_string(block_size()), "--state", m_state_path});
             if (!hashed.ok()) {
                 return hashed.status();
             }
@@ -157,6 +161,9 @@ private:
             result.zero_bytes_skipped += field(r, "zero_bytes_skipped", uint64_t{0});
             result.same_bytes = field(r, "same_bytes", uint64_t{0});
             result.readback_verified = field(r, "readback_checked", false);
+            if (r.is_object() && r.contains("usage")) {
+                result.receiver_usage = r["usage"];
+            }
             if (field(r, "complete", false)) {
                 result.digest = field(r, "digest", std::string());
                 (void)exec_captured(m_dst, {"rm", "-f", m_state_path});
@@ -189,9 +196,9 @@ private:
                                                m_src.target().host + "; check --src-dev-path");
         }
         if (!src->readable || (src->type != "block" && src->type != "file")) {
-            return Status(Code::permission_denied,
-                          "source " + m_req.src_path + " on " + m_src.target().host +
-                              " is not a readable block device or file");
+            return Status(Code::permission_denied, "source " + m_req.src_path + " on " +
+                                                       m_src.target().host +
+                                                       " is not a readable block device or file");
         }
         m_size = src->size;
         if (m_progress) {
@@ -225,8 +232,8 @@ private:
     }
 
     std::vector<std::string> recv_argv() const {
-        std::vector<std::string> argv = {m_dst_agent, "recv", "--path", m_req.dst_path, "--state",
-                                         m_state_path};
+        std::vector<std::string> argv = {m_dst_agent,    "recv",    "--path",
+                                         m_req.dst_path, "--state", m_state_path};
         if (m_req.dst_fresh) {
             argv.push_back("--fresh");
         }
@@ -237,18 +244,12 @@ private:
     }
 
     std::vector<std::string> send_argv() const {
-        std::vector<std::string> argv = {m_src_agent,
-                                         "send",
-                                         "--path",
-                                         m_req.src_path,
-                                         "--block-size",
-                                         std::to_string(block_size()),
-                                         "--zstd-level",
-                                         std::to_string(m_req.zstd_level),
-                                         "--threads",
-                                         std::to_string(m_req.zstd_threads),
-                                         "--known-state",
-                                         "-"};
+        std::vector<std::string> argv = {m_src_agent,     "send",
+                                         "--path",        m_req.src_path,
+                                         "--block-size",  std::to_string(block_size()),
+                                         "--zstd-level",  std::to_string(m_req.zstd_level),
+                                         "--threads",     std::to_string(m_req.zstd_threads),
+                                         "--known-state", "-"};
         if (!m_req.sparse) {
             argv.push_back("--no-sparse");
         }
@@ -258,9 +259,9 @@ private:
     // The destination's confirmed chunks, framed for the sender's stdin.
     Result<std::string> known_state_input() {
         std::string state;
-        auto out = exec_checked(m_dst, {m_dst_agent, "state", "--state", m_state_path, "--size",
-                                        std::to_string(m_size), "--block-size",
-                                        std::to_string(block_size())});
+        auto out = exec_checked(
+            m_dst, {m_dst_agent, "state", "--state", m_state_path, "--size", std::to_string(m_size),
+                    "--block-size", std::to_string(block_size())});
         if (!out.ok()) {
             return out.status();
         }
@@ -281,18 +282,19 @@ private:
         StringSource sender_in(std::move(*known));
         StringSink receiver_out;
         LimitedStringSink receiver_err(64 * 1024);
-        ExecOptions limit{std::chrono::duration_cast<std::chrono::milliseconds>(m_req.task_timeout)};
+        ExecOptions limit{
+            std::chrono::duration_cast<std::chrono::milliseconds>(m_req.task_timeout)};
         Status send_status, recv_status;
         if (result.mode == StreamMode::relay) {
             BytePipe pipe(16u << 20);
             std::thread receiver([&] {
-                auto exit = m_dst.exec(recv_argv(), RunIo{&pipe.source(), &receiver_out,
-                                                          &receiver_err},
-                                       limit);
+                auto exit = m_dst.exec(recv_argv(),
+                                       RunIo{&pipe.source(), &receiver_out, &receiver_err}, limit);
                 pipe.close_read();
                 recv_status = exit_status(exit, "receiver", m_dst, receiver_err.str());
             });
-            auto exit = m_src.exec(send_argv(), RunIo{&sender_in, &pipe.sink(), &sender_err}, limit);
+            auto exit =
+                m_src.exec(send_argv(), RunIo{&sender_in, &pipe.sink(), &sender_err}, limit);
             pipe.close_write();
             receiver.join();
             send_status = exit_status(exit, "sender", m_src, sender_err.other());
@@ -312,17 +314,20 @@ private:
             if (exit.ok() && exit->kind == ExitStatus::Kind::exited && exit->code == 255) {
                 // The source's own ssh to the destination failed.
                 const std::string why = send_status.message();
-                send_status = Status(
-                    why.find("Permission denied") != std::string::npos ? Code::auth_failed
-                                                                        : Code::unreachable,
-                    "direct copy: " + m_src.target().host + " cannot log in to " +
-                        m_dst.target().host + " (" + why +
-                        "); check --migration-key-path (a key on the source host) or use "
-                        "--mode relay");
+                send_status =
+                    Status(why.find("Permission denied") != std::string::npos ? Code::auth_failed
+                                                                              : Code::unreachable,
+                           "direct copy: " + m_src.target().host + " cannot log in to " +
+                               m_dst.target().host + " (" + why +
+                               "); check --migration-key-path (a key on the source host) or use "
+                               "--mode relay");
             }
             result.bytes_sent += field(sender_err.stats(), "bytes_sent", uint64_t{0});
         }
         result.bytes_read += field(sender_err.stats(), "bytes_read", uint64_t{0});
+        if (sender_err.stats().is_object() && sender_err.stats().contains("usage")) {
+            result.sender_usage = sender_err.stats()["usage"];
+        }
         // The receiver's error is the root cause when both failed.
         VMLIFT_RETURN_IF_ERROR(recv_status);
         VMLIFT_RETURN_IF_ERROR(send_status);
@@ -380,9 +385,12 @@ private:
 
 const char* stream_mode_name(StreamMode mode) {
     switch (mode) {
-        case StreamMode::direct: return "direct";
-        case StreamMode::relay: return "relay";
-        case StreamMode::automatic: return "auto";
+        case StreamMode::direct:
+            return "direct";
+        case StreamMode::relay:
+            return "relay";
+        case StreamMode::automatic:
+            return "auto";
     }
     return "auto";
 }
@@ -405,7 +413,9 @@ nlohmann::json StreamResult::to_json() const {
             {"digest", digest},
             {"seconds", seconds},
             {"rounds", rounds},
-            {"readback_verified", readback_verified}};
+            {"readback_verified", readback_verified},
+            {"sender_usage", sender_usage},
+            {"receiver_usage", receiver_usage}};
 }
 
 Result<StreamResult> run_stream(SshTransport& src, SshTransport& dst, const StreamRequest& req,

@@ -56,7 +56,7 @@ struct StreamRequest {
     // changed at random then moves about 1% of the disk, where 4 MiB chunks
     // would move nearly all of it.
     uint32_t delta_block_size = 4096;
-    int zstd_level = 3;  // 0: no compression
+    int zstd_level = 1;  // 0: no compression (1 measured fastest; see README)
     int zstd_threads = 0;
     bool sparse = true;
     bool resume = false;
@@ -89,6 +89,9 @@ struct StreamResult {
     double seconds = 0;
     int rounds = 0;
     bool readback_verified = false;
+    // What each agent reported of itself: cpu_s, max_rss_kib, children_*.
+    nlohmann::json sender_usage;
+    nlohmann::json receiver_usage;
     nlohmann::json to_json() const;
 };
 

@@ -119,8 +119,13 @@ Result<FrameHeader> decode_frame_header(const char* data, size_t size, const Hea
         }
         return f;
     }
+    const bool run = f.kind == FrameKind::same;
+    const bool run_ok = run && f.length > 0 && f.offset + f.length <= stream.size &&
+                        (f.length % stream.block_size == 0 || f.offset + f.length == stream.size);
     if (f.offset % stream.block_size != 0 || f.offset >= stream.size ||
-        f.length != chunk_length(stream.size, stream.block_size, f.offset / stream.block_size)) {
+        (!run &&
+         f.length != chunk_length(stream.size, stream.block_size, f.offset / stream.block_size)) ||
+        (run && !run_ok)) {
         return Status(Code::invalid_input,
                       "frame at offset " + std::to_string(f.offset) + " is off the chunk grid");
     }
@@ -194,6 +199,15 @@ Digest digest_of(const std::vector<uint64_t>& chunk_hashes) {
     }
     XXH128_hash_t d = XXH3_128bits(bytes.data(), bytes.size());
     return Digest{d.low64, d.high64};
+}
+
+uint64_t run_hash(const uint64_t* hashes, size_t count) {
+    std::string bytes;
+    bytes.reserve(count * 8);
+    for (size_t i = 0; i < count; ++i) {
+        put_u64(bytes, hashes[i]);
+    }
+    return XXH3_64bits(bytes.data(), bytes.size());
 }
 
 ChunkState::ChunkState(uint64_t size, uint32_t block_size)

@@ -14,7 +14,8 @@
 //     covers), u64 offset, u64 hash, u32 payload_length, u32 0; then payload.
 //     kind raw: payload is the bytes; zstd: payload is one zstd frame of the
 //     bytes; zero: no payload, the range is zeros; same: no payload, the
-//     destination already holds a chunk with this hash.
+//     destination already holds this run of consecutive chunks (length may
+//     span many chunks; hash is run_hash() of their chunk hashes).
 //   End: a frame of kind end whose payload is the 16-byte digest followed by
 //     u64 bytes_read at the sender.
 //   Decoders reject anything else (bad magic, version, kind, a chunk off the
@@ -78,9 +79,11 @@ uint64_t hash_bytes(const char* data, size_t size);
 uint64_t zero_hash(uint32_t length);
 bool is_all_zero(const char* data, size_t size);
 Digest digest_of(const std::vector<uint64_t>& chunk_hashes);
+// XXH3-64 over chunk hashes [first, first + count) as little-endian u64.
+uint64_t run_hash(const uint64_t* hashes, size_t count);
 
 class ChunkState {
-public:
+  public:
     ChunkState() = default;
     ChunkState(uint64_t size, uint32_t block_size);
 
@@ -102,7 +105,7 @@ public:
     static std::optional<ChunkState> load(const std::string& path, uint64_t size,
                                           uint32_t block_size);
 
-private:
+  private:
     uint64_t m_size = 0;
     uint32_t m_block_size = 0;
     std::vector<uint8_t> m_confirmed;

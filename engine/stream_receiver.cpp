@@ -11,7 +11,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 
 #include "engine/stream_sender.h"
 
@@ -29,8 +31,8 @@ Result<bool> read_exact(int fd, char* buffer, size_t size) {
             continue;
         }
         if (r < 0) {
-            return Status(Code::io_error, std::string("cannot read the stream: ") +
-                                              std::strerror(errno));
+            return Status(Code::io_error,
+                          std::string("cannot read the stream: ") + std::strerror(errno));
         }
         if (r == 0) {
             if (got == 0) {
@@ -44,10 +46,13 @@ Result<bool> read_exact(int fd, char* buffer, size_t size) {
 }
 
 class Destination {
-public:
+  public:
     ~Destination() {
         if (m_fd >= 0) {
             ::close(m_fd);
+        }
+        if (m_direct_fd >= 0) {
+            ::close(m_direct_fd);
         }
     }
 
@@ -87,14 +92,45 @@ public:
         } else if (::ftruncate(m_fd, static_cast<off_t>(size)) != 0) {
             return fail("cannot set the size of destination");
         }
+        // Aligned chunks bypass the page cache: on the hosts we measured,
+        // buffered writes plus fdatasync cost ~30x the CPU of O_DIRECT.
+        m_direct_fd = ::open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
         return {};
+    }
+
+    // Writes through O_DIRECT when `data` (4 KiB aligned), offset and length
+    // allow it and the filesystem accepts it; buffered otherwise.
+    Status write_aligned(const char* data, size_t size, uint64_t offset) {
+        // Small writes are synchronous under O_DIRECT and far slower than
+        // buffered ones; only big chunks bypass the page cache.
+        if (m_direct_fd >= 0 && size >= k_direct_min && size % k_align == 0 &&
+            offset % k_align == 0 && reinterpret_cast<uintptr_t>(data) % k_align == 0) {
+            size_t done = 0;
+            while (done < size) {
+                ssize_t w = ::pwrite(m_direct_fd, data + done, size - done,
+                                     static_cast<off_t>(offset + done));
+                if (w < 0 && errno == EINTR) {
+                    continue;
+                }
+                if (w < 0 && errno == EINVAL && done == 0) {
+                    ::close(m_direct_fd);  // not supported here after all
+                    m_direct_fd = -1;
+                    return write(data, size, offset);
+                }
+                if (w < 0) {
+                    return fail_at(offset + done);
+                }
+                done += static_cast<size_t>(w);
+            }
+            return {};
+        }
+        return write(data, size, offset);
     }
 
     Status write(const char* data, size_t size, uint64_t offset) {
         size_t done = 0;
         while (done < size) {
-            ssize_t w = ::pwrite(m_fd, data + done, size - done,
-                                 static_cast<off_t>(offset + done));
+            ssize_t w = ::pwrite(m_fd, data + done, size - done, static_cast<off_t>(offset + done));
             if (w < 0 && errno == EINTR) {
                 continue;
             }
@@ -147,7 +183,7 @@ public:
     void drop_cache() { ::posix_fadvise(m_fd, 0, 0, POSIX_FADV_DONTNEED); }
     bool fresh() const { return m_fresh; }
 
-private:
+  private:
     Status fail(const std::string& what) {
         return Status(errno == EACCES || errno == EPERM ? Code::permission_denied : Code::io_error,
                       what + " " + m_path + ": " + std::strerror(errno));
@@ -163,14 +199,39 @@ private:
     }
 
     std::string m_path;
+    static constexpr size_t k_align = 4096;
+    static constexpr size_t k_direct_min = 256 * 1024;
     int m_fd = -1;
+    int m_direct_fd = -1;
     bool m_block = false;
     bool m_fresh = false;
     std::string m_zeros;
 };
 
+// A 4 KiB-aligned buffer (O_DIRECT needs aligned memory).
+class AlignedBuffer {
+  public:
+    ~AlignedBuffer() { std::free(m_data); }
+    char* get(size_t size) {
+        if (size > m_size) {
+            std::free(m_data);
+            void* p = nullptr;
+            m_data = ::posix_memalign(&p, 4096, size) == 0 ? static_cast<char*>(p) : nullptr;
+            m_size = m_data ? size : 0;
+            if (!m_data) {
+                throw std::bad_alloc();
+            }
+        }
+        return m_data;
+    }
+
+  private:
+    char* m_data = nullptr;
+    size_t m_size = 0;
+};
+
 class Receiver {
-public:
+  public:
     Receiver(const ReceiverOptions& options, int in_fd) : m_options(options), m_in(in_fd) {}
     ~Receiver() {
         ZSTD_freeDCtx(m_dctx);
@@ -197,10 +258,10 @@ public:
         VMLIFT_RETURN_IF_ERROR(m_dst.open(m_options.path, m_header.size, m_options.fresh));
         m_stats.fresh = m_dst.fresh();
         VMLIFT_RETURN_IF_ERROR(lock_state());
-        auto loaded = m_options.state_path.empty()
-                          ? std::nullopt
-                          : ChunkState::load(m_options.state_path, m_header.size,
-                                             m_header.block_size);
+        auto loaded =
+            m_options.state_path.empty()
+                ? std::nullopt
+                : ChunkState::load(m_options.state_path, m_header.size, m_header.block_size);
         m_state = loaded ? std::move(*loaded) : ChunkState(m_header.size, m_header.block_size);
         m_known = known_from_state(m_state);
         m_checkpoint_bytes = std::max<uint64_t>(m_header.size / 50, 4u << 20);
@@ -218,7 +279,7 @@ public:
         return m_stats;
     }
 
-private:
+  private:
     // One receiver per destination at a time: a resumed copy waits for a
     // receiver that is still finishing after its controller died.
     Status lock_state() {
@@ -241,10 +302,9 @@ private:
     }
 
     Status ended_early() const {
-        return Status(Code::connection_lost,
-                      "the stream ended before the copy was complete (" +
-                          std::to_string(m_state.confirmed_bytes()) +
-                          " bytes confirmed); run again with --resume");
+        return Status(Code::connection_lost, "the stream ended before the copy was complete (" +
+                                                 std::to_string(m_state.confirmed_bytes()) +
+                                                 " bytes confirmed); run again with --resume");
     }
 
     Status frames() {
@@ -275,7 +335,9 @@ private:
                 return end_frame();
             }
             VMLIFT_RETURN_IF_ERROR(chunk(*frame));
-            m_unsynced += frame->length;
+            if (frame->kind != FrameKind::same) {
+                m_unsynced += frame->length;  // unchanged runs need no sync
+            }
             // At most ~2% of the disk (and 2 s) is ever unconfirmed, so a
             // resume re-sends well under 5%.
             if (m_unsynced >= m_checkpoint_bytes ||
@@ -287,29 +349,32 @@ private:
 
     Status chunk(const FrameHeader& f) {
         const uint64_t index = f.offset / m_header.block_size;
+        if (f.kind == FrameKind::same) {
+            return same_run(index, f);
+        }
         m_state.unconfirm(index);
         switch (f.kind) {
             case FrameKind::raw:
             case FrameKind::zstd: {
-                const char* data = m_payload.data();
+                char* data = m_plain.get(f.length);
                 if (f.kind == FrameKind::zstd) {
                     if (!m_dctx) {
                         m_dctx = ZSTD_createDCtx();
                     }
-                    m_plain.resize(f.length);
-                    size_t n = ZSTD_decompressDCtx(m_dctx, m_plain.data(), m_plain.size(),
-                                                   m_payload.data(), m_payload.size());
+                    size_t n = ZSTD_decompressDCtx(m_dctx, data, f.length, m_payload.data(),
+                                                   m_payload.size());
                     if (ZSTD_isError(n) || n != f.length) {
                         ++m_stats.chunks_bad;
                         return {};
                     }
-                    data = m_plain.data();
+                } else {
+                    std::memcpy(data, m_payload.data(), f.length);
                 }
                 if (hash_bytes(data, f.length) != f.hash) {
                     ++m_stats.chunks_bad;
                     return {};
                 }
-                VMLIFT_RETURN_IF_ERROR(m_dst.write(data, f.length, f.offset));
+                VMLIFT_RETURN_IF_ERROR(m_dst.write_aligned(data, f.length, f.offset));
                 m_stats.bytes_written += f.length;
                 break;
             }
@@ -326,13 +391,6 @@ private:
                 }
                 break;
             case FrameKind::same:
-                if (!known_before(index, f.hash)) {
-                    ++m_stats.chunks_bad;
-                    return {};
-                }
-                m_stats.same_bytes += f.length;
-                m_state.confirm(index, f.hash);  // already on disk and synced
-                return {};
             case FrameKind::end:
                 break;
         }
@@ -340,9 +398,30 @@ private:
         return {};
     }
 
-    // Chunks the destination held, verified, when this stream began.
-    bool known_before(uint64_t index, uint64_t hash) const {
-        return index < m_known.size() && m_known[index] && *m_known[index] == hash;
+    // A run of chunks the sender says we already hold: accepted only when
+    // every one was confirmed here and the run's combined hash agrees.
+    Status same_run(uint64_t first, const FrameHeader& f) {
+        const uint64_t end = chunk_count(std::min<uint64_t>(f.offset + f.length, m_header.size),
+                                         m_header.block_size);
+        std::vector<uint64_t> hashes;
+        hashes.reserve(end - first);
+        bool known = true;
+        for (uint64_t i = first; i < end && known; ++i) {
+            known = i < m_known.size() && m_known[i].has_value();
+            hashes.push_back(known ? *m_known[i] : 0);
+        }
+        if (!known || run_hash(hashes.data(), hashes.size()) != f.hash) {
+            for (uint64_t i = first; i < end; ++i) {
+                m_state.unconfirm(i);
+            }
+            m_stats.chunks_bad += end - first;
+            return {};
+        }
+        for (uint64_t i = first; i < end; ++i) {
+            m_state.confirm(i, hashes[i - first]);  // already on disk and synced
+        }
+        m_stats.same_bytes += f.length;
+        return {};
     }
 
     Status end_frame() {
@@ -409,7 +488,7 @@ private:
     uint64_t m_unsynced = 0;
     uint64_t m_checkpoint_bytes = 4u << 20;
     std::string m_payload;
-    std::string m_plain;
+    AlignedBuffer m_plain;
     ZSTD_DCtx* m_dctx = nullptr;
     int m_lock_fd = -1;
     ReceiverStats m_stats;
@@ -420,38 +499,6 @@ private:
 Result<ReceiverStats> receive_stream(const ReceiverOptions& options, int in_fd) {
     Receiver receiver(options, in_fd);
     return receiver.run();
-}
-
-Result<ChunkState> hash_device(const std::string& path, uint32_t block_size) {
-    auto size = device_size(path);
-    if (!size.ok()) {
-        return size.status();
-    }
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return Status(Code::io_error, "cannot open " + path + ": " + std::strerror(errno));
-    }
-    ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-    ChunkState state(*size, block_size);
-    std::string buffer;
-    for (uint64_t i = 0; i < state.count(); ++i) {
-        uint32_t length = chunk_length(*size, block_size, i);
-        buffer.resize(length);
-        size_t got = 0;
-        while (got < length) {
-            ssize_t r = ::pread(fd, buffer.data() + got, length - got,
-                                static_cast<off_t>(i * block_size + got));
-            if (r <= 0) {
-                ::close(fd);
-                return Status(Code::io_error, "cannot read " + path + " at offset " +
-                                                  std::to_string(i * block_size + got));
-            }
-            got += static_cast<size_t>(r);
-        }
-        state.confirm(i, hash_bytes(buffer.data(), length));
-    }
-    ::close(fd);
-    return state;
 }
 
 }  // namespace vmlift::stream

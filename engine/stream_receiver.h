@@ -64,8 +64,4 @@ struct ReceiverStats {
 
 Result<ReceiverStats> receive_stream(const ReceiverOptions& options, int in_fd);
 
-// Hashes every chunk of `path` and records them all as confirmed in a
-// state (the baseline of a delta copy).
-Result<ChunkState> hash_device(const std::string& path, uint32_t block_size);
-
 }  // namespace vmlift::stream

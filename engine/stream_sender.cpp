@@ -20,7 +20,7 @@ namespace vmlift::stream {
 namespace {
 
 Status source_error(const std::string& what, const std::string& path) {
-    Code code = errno == ENOENT ? Code::not_found
+    Code code = errno == ENOENT                     ? Code::not_found
                 : errno == EACCES || errno == EPERM ? Code::permission_denied
                                                     : Code::io_error;
     return Status(code, what + " source " + path + ": " + std::strerror(errno));
@@ -37,8 +37,8 @@ Status write_all(int fd, const char* data, size_t size) {
                 return Status(Code::connection_lost,
                               "the receiving side closed the stream (see its error)");
             }
-            return Status(Code::io_error, std::string("cannot write the stream: ") +
-                                              std::strerror(errno));
+            return Status(Code::io_error,
+                          std::string("cannot write the stream: ") + std::strerror(errno));
         }
         data += w;
         size -= static_cast<size_t>(w);
@@ -46,36 +46,82 @@ Status write_all(int fd, const char* data, size_t size) {
     return {};
 }
 
-struct Job {
-    uint64_t index = 0;
+// One unit of work: up to about 4 MiB of consecutive chunks.
+struct Piece {
     uint32_t length = 0;
     bool hole = false;  // not read: known zero
-    std::string data;
     FrameKind kind = FrameKind::raw;
     uint64_t hash = 0;
+    size_t payload_offset = 0;  // into Job::payload (zstd)
+    uint32_t payload_length = 0;
+};
+
+struct Job {
+    uint64_t first = 0;  // index of the first chunk
+    std::vector<Piece> pieces;
+    std::string data;  // the chunks' bytes back to back (holes included, unread)
     std::string payload;
     bool done = false;
 };
 
+// A cached view of the source's data extents (SEEK_DATA/SEEK_HOLE), so
+// asking about many small chunks costs few system calls.
+class Extents {
+  public:
+    Extents(int fd, uint64_t size, bool enabled) : m_fd(fd), m_size(size), m_enabled(enabled) {}
+    bool used() const { return m_used; }
+    // True when [start, end) holds no data.
+    bool is_hole(uint64_t start, uint64_t end) {
+        if (!m_enabled) {
+            return false;
+        }
+        if (start >= m_data_end) {
+            off_t d = ::lseek(m_fd, static_cast<off_t>(start), SEEK_DATA);
+            if (d < 0 && errno == ENXIO) {
+                m_data_start = m_data_end = m_size;  // only holes from here
+                m_used = true;
+            } else if (d < 0) {
+                m_enabled = false;  // not supported: zeros are found in memory
+                return false;
+            } else {
+                off_t h = ::lseek(m_fd, d, SEEK_HOLE);
+                m_data_start = static_cast<uint64_t>(d);
+                m_data_end = h < 0 ? m_size : static_cast<uint64_t>(h);
+                m_used = true;
+                if (m_data_end <= m_data_start) {
+                    m_data_end = m_size;
+                }
+            }
+        }
+        return end <= m_data_start || (start >= m_data_end && m_data_end == m_size);
+    }
+
+  private:
+    int m_fd;
+    uint64_t m_size;
+    bool m_enabled;
+    bool m_used = false;
+    uint64_t m_data_start = 0;
+    uint64_t m_data_end = 0;
+};
+
 class Pipeline {
-public:
+  public:
     Pipeline(const SenderOptions& options, uint64_t size, int out_fd,
              const std::function<void(uint64_t)>& progress)
         : m_options(options), m_size(size), m_out(out_fd), m_progress(progress) {
         unsigned cores = std::thread::hardware_concurrency();
         m_threads = options.threads > 0 ? options.threads : static_cast<int>(cores ? cores : 1);
-        // In flight: at least two chunks per worker, and about 64 MiB when
-        // chunks are small (delta), so small chunks still keep workers busy.
-        m_window = std::max<size_t>(static_cast<size_t>(2 * m_threads + 2),
-                                    std::min<size_t>(4096, (64u << 20) / options.block_size));
+        // Jobs in flight: two per worker plus two (each about 4 MiB).
+        m_window = static_cast<size_t>(2 * m_threads + 2);
         m_hashes.resize(chunk_count(size, options.block_size));
     }
 
     Result<SenderStats> run(int fd) {
         SenderStats stats;
         stats.size = m_size;
-        Status st = write_all(m_out, encode_header({m_options.block_size, m_size}).data(),
-                              k_header_size);
+        Status st =
+            write_all(m_out, encode_header({m_options.block_size, m_size}).data(), k_header_size);
         if (!st.ok()) {
             return st;
         }
@@ -113,7 +159,8 @@ public:
         uint64_t parts[3] = {stats.digest.low, stats.digest.high, stats.bytes_read};
         for (int p = 0; p < 3; ++p) {
             for (int b = 0; b < 8; ++b) {
-                tail[static_cast<size_t>(p * 8 + b)] = static_cast<char>((parts[p] >> (8 * b)) & 0xff);
+                tail[static_cast<size_t>(p * 8 + b)] =
+                    static_cast<char>((parts[p] >> (8 * b)) & 0xff);
             }
         }
         end += tail;
@@ -122,53 +169,71 @@ public:
         return stats;
     }
 
-private:
+  private:
     Status read_chunks(int fd, SenderStats& stats) {
-        bool seek_data = m_options.sparse;
+        Extents extents(fd, m_size, m_options.sparse);
         const uint64_t count = m_hashes.size();
-        for (uint64_t i = 0; i < count; ++i) {
+        const uint64_t per_job = std::max<uint64_t>(1, (4u << 20) / m_options.block_size);
+        for (uint64_t first = 0; first < count; first += per_job) {
             auto job = take_free_job();
             if (!job) {
                 return {};  // writer failed; its error is reported
             }
-            job->index = i;
-            job->length = chunk_length(m_size, m_options.block_size, i);
-            job->hole = false;
+            job->first = first;
             job->done = false;
-            const off_t start = static_cast<off_t>(i * m_options.block_size);
-            if (seek_data) {
-                off_t d = ::lseek(fd, start, SEEK_DATA);
-                if (d < 0 && errno == ENXIO) {
-                    job->hole = true;  // no data from here to the end
-                } else if (d < 0) {
-                    seek_data = false;  // not supported here: detect zeros in memory
-                } else {
-                    stats.seek_data_used = true;
-                    job->hole = d >= start + static_cast<off_t>(job->length);
-                }
+            const uint64_t n = std::min(per_job, count - first);
+            job->pieces.assign(n, Piece{});
+            uint64_t job_bytes = 0;
+            for (uint64_t k = 0; k < n; ++k) {
+                job->pieces[k].length = chunk_length(m_size, m_options.block_size, first + k);
+                job_bytes += job->pieces[k].length;
             }
-            if (!job->hole) {
-                job->data.resize(job->length);
-                size_t got = 0;
-                while (got < job->length) {
-                    ssize_t r = ::pread(fd, job->data.data() + got, job->length - got,
-                                        start + static_cast<off_t>(got));
-                    if (r < 0 && errno == EINTR) {
-                        continue;
-                    }
-                    if (r < 0) {
-                        return source_error("cannot read", m_options.path);
-                    }
-                    if (r == 0) {
-                        return Status(Code::io_error, "source " + m_options.path +
-                                                          " ended early at offset " +
-                                                          std::to_string(start + got));
-                    }
-                    got += static_cast<size_t>(r);
+            job->data.resize(job_bytes);
+            const uint64_t start = first * m_options.block_size;
+            uint64_t pos = start;
+            for (auto& piece : job->pieces) {
+                piece.hole = extents.is_hole(pos, pos + piece.length);
+                pos += piece.length;
+            }
+            // One read per run of consecutive data pieces.
+            size_t k = 0, at = 0;
+            while (k < job->pieces.size()) {
+                if (job->pieces[k].hole) {
+                    at += job->pieces[k++].length;
+                    continue;
                 }
-                stats.bytes_read += job->length;
+                size_t run_at = at;
+                uint32_t run_bytes = 0;
+                while (k < job->pieces.size() && !job->pieces[k].hole) {
+                    run_bytes += job->pieces[k].length;
+                    at += job->pieces[k++].length;
+                }
+                VMLIFT_RETURN_IF_ERROR(
+                    read_at(fd, job->data.data() + run_at, run_bytes, start + run_at));
+                stats.bytes_read += run_bytes;
             }
             submit(std::move(job));
+        }
+        stats.seek_data_used = extents.used();
+        return {};
+    }
+
+    Status read_at(int fd, char* buffer, uint32_t length, uint64_t offset) {
+        size_t got = 0;
+        while (got < length) {
+            ssize_t r = ::pread(fd, buffer + got, length - got, static_cast<off_t>(offset + got));
+            if (r < 0 && errno == EINTR) {
+                continue;
+            }
+            if (r < 0) {
+                return source_error("cannot read", m_options.path);
+            }
+            if (r == 0) {
+                return Status(Code::io_error, "source " + m_options.path +
+                                                  " ended early at offset " +
+                                                  std::to_string(offset + got));
+            }
+            got += static_cast<size_t>(r);
         }
         return {};
     }
@@ -221,29 +286,40 @@ private:
 
     void process(Job& job, ZSTD_CCtx* cctx) {
         job.payload.clear();
-        bool zero = job.hole || (m_options.sparse && is_all_zero(job.data.data(), job.length));
-        job.hash = zero ? zero_hash(job.length) : hash_bytes(job.data.data(), job.length);
-        const auto& known = m_options.known;
-        if (job.index < known.size() && known[job.index] && *known[job.index] == job.hash) {
-            job.kind = FrameKind::same;
-            return;
-        }
-        if (zero) {
-            job.kind = FrameKind::zero;
-            return;
-        }
-        if (m_options.zstd_level != 0) {
-            job.payload.resize(ZSTD_compressBound(job.length));
-            size_t n = ZSTD_compressCCtx(cctx, job.payload.data(), job.payload.size(),
-                                         job.data.data(), job.length, m_options.zstd_level);
-            if (!ZSTD_isError(n) && n < job.length) {
-                job.payload.resize(n);
-                job.kind = FrameKind::zstd;
-                return;
+        size_t at = 0;
+        for (size_t k = 0; k < job.pieces.size(); ++k) {
+            Piece& piece = job.pieces[k];
+            const char* data = job.data.data() + at;
+            at += piece.length;
+            const uint64_t index = job.first + k;
+            bool zero = piece.hole || (m_options.sparse && is_all_zero(data, piece.length));
+            piece.hash = zero ? zero_hash(piece.length) : hash_bytes(data, piece.length);
+            const auto& known = m_options.known;
+            if (index < known.size() && known[index] && *known[index] == piece.hash) {
+                piece.kind = FrameKind::same;
+                continue;
+            }
+            if (zero) {
+                piece.kind = FrameKind::zero;
+                continue;
+            }
+            piece.kind = FrameKind::raw;
+            if (m_options.zstd_level != 0) {
+                size_t offset = job.payload.size();
+                job.payload.resize(offset + ZSTD_compressBound(piece.length));
+                size_t n = ZSTD_compressCCtx(cctx, job.payload.data() + offset,
+                                             job.payload.size() - offset, data, piece.length,
+                                             m_options.zstd_level);
+                if (!ZSTD_isError(n) && n < piece.length) {
+                    job.payload.resize(offset + n);
+                    piece.kind = FrameKind::zstd;
+                    piece.payload_offset = offset;
+                    piece.payload_length = static_cast<uint32_t>(n);
+                } else {
+                    job.payload.resize(offset);
+                }
             }
         }
-        job.kind = FrameKind::raw;
-        job.payload.clear();
     }
 
     void write_frames(SenderStats& stats) {
@@ -263,38 +339,62 @@ private:
                 m_inflight.pop_front();
             }
             m_done_cv.notify_all();
-            FrameHeader f;
-            f.kind = job->kind;
-            f.length = job->length;
-            f.offset = job->index * m_options.block_size;
-            f.hash = job->hash;
-            const char* payload = nullptr;
-            if (job->kind == FrameKind::zstd) {
-                payload = job->payload.data();
-                f.payload_length = static_cast<uint32_t>(job->payload.size());
-            } else if (job->kind == FrameKind::raw) {
-                payload = job->data.data();
-                f.payload_length = job->length;
+            std::string out;
+            size_t at = 0;
+            for (size_t k = 0; k < job->pieces.size(); ++k) {
+                const Piece& piece = job->pieces[k];
+                const uint64_t index = job->first + k;
+                m_hashes[index] = piece.hash;
+                at += piece.length;
+                done_bytes += piece.length;
+                if (piece.kind == FrameKind::same) {
+                    // Consecutive unchanged chunks travel as one frame.
+                    if (m_run_count == 0) {
+                        m_run_first = index;
+                    }
+                    ++m_run_count;
+                    m_run_bytes += piece.length;
+                    stats.same_bytes += piece.length;
+                    if (m_run_bytes >= k_max_run) {
+                        flush_run(out);
+                    }
+                    continue;
+                }
+                flush_run(out);
+                FrameHeader f;
+                f.kind = piece.kind;
+                f.length = piece.length;
+                f.offset = index * m_options.block_size;
+                f.hash = piece.hash;
+                const char* payload = nullptr;
+                if (piece.kind == FrameKind::zstd) {
+                    payload = job->payload.data() + piece.payload_offset;
+                    f.payload_length = piece.payload_length;
+                } else if (piece.kind == FrameKind::raw) {
+                    payload = job->data.data() + at - piece.length;
+                    f.payload_length = piece.length;
+                }
+                out += encode_frame_header(f);
+                if (payload) {
+                    out.append(payload, f.payload_length);
+                }
+                if (piece.kind == FrameKind::zero) {
+                    stats.zero_bytes += piece.length;
+                } else {
+                    stats.data_bytes += piece.length;
+                }
             }
-            std::string header = encode_frame_header(f);
-            Status st = write_all(m_out, header.data(), header.size());
-            if (st.ok() && payload) {
-                st = write_all(m_out, payload, f.payload_length);
+            if (job_is_last(*job)) {
+                flush_run(out);
             }
+            Status st = write_all(m_out, out.data(), out.size());
             if (!st.ok()) {
                 std::lock_guard lock(m_mutex);
                 m_error = st;
                 m_done_cv.notify_all();
                 return;
             }
-            stats.bytes_sent += header.size() + f.payload_length;
-            switch (job->kind) {
-                case FrameKind::zero: stats.zero_bytes += job->length; break;
-                case FrameKind::same: stats.same_bytes += job->length; break;
-                default: stats.data_bytes += job->length; break;
-            }
-            m_hashes[job->index] = job->hash;
-            done_bytes += job->length;
+            stats.bytes_sent += out.size();
             if (m_progress) {
                 m_progress(done_bytes);
             }
@@ -303,8 +403,31 @@ private:
         }
     }
 
+    static constexpr uint64_t k_max_run = 1ULL << 30;
+
+    bool job_is_last(const Job& job) const {
+        return job.first + job.pieces.size() >= m_hashes.size();
+    }
+
+    void flush_run(std::string& out) {
+        if (m_run_count == 0) {
+            return;
+        }
+        FrameHeader f;
+        f.kind = FrameKind::same;
+        f.offset = m_run_first * m_options.block_size;
+        f.length = static_cast<uint32_t>(m_run_bytes);
+        f.hash = run_hash(m_hashes.data() + m_run_first, m_run_count);
+        out += encode_frame_header(f);
+        m_run_count = 0;
+        m_run_bytes = 0;
+    }
+
     const SenderOptions& m_options;
     uint64_t m_size;
+    uint64_t m_run_first = 0;
+    uint64_t m_run_count = 0;
+    uint64_t m_run_bytes = 0;
     int m_out;
     const std::function<void(uint64_t)>& m_progress;
     int m_threads = 1;
@@ -339,6 +462,51 @@ Result<uint64_t> device_size(const std::string& path) {
     }
     ::close(fd);
     return size;
+}
+
+Result<ChunkState> hash_device(const std::string& path, uint32_t block_size) {
+    auto size = device_size(path);
+    if (!size.ok()) {
+        return size.status();
+    }
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return source_error("cannot open", path);
+    }
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    Extents extents(fd, *size, true);
+    ChunkState state(*size, block_size);
+    std::string buffer(4u << 20, '\0');
+    const uint64_t per_read = std::max<uint64_t>(1, buffer.size() / block_size);
+    for (uint64_t first = 0; first < state.count(); first += per_read) {
+        const uint64_t n = std::min(per_read, state.count() - first);
+        const uint64_t start = first * block_size;
+        uint64_t bytes = 0;
+        for (uint64_t k = 0; k < n; ++k) {
+            bytes += chunk_length(*size, block_size, first + k);
+        }
+        bool hole = extents.is_hole(start, start + bytes);
+        size_t got = 0;
+        while (!hole && got < bytes) {
+            ssize_t r =
+                ::pread(fd, buffer.data() + got, bytes - got, static_cast<off_t>(start + got));
+            if (r <= 0 && errno != EINTR) {
+                Status err = source_error("cannot read", path);
+                ::close(fd);
+                return err;
+            }
+            got += r > 0 ? static_cast<size_t>(r) : 0;
+        }
+        size_t at = 0;
+        for (uint64_t k = 0; k < n; ++k) {
+            uint32_t length = chunk_length(*size, block_size, first + k);
+            state.confirm(first + k,
+                          hole ? zero_hash(length) : hash_bytes(buffer.data() + at, length));
+            at += length;
+        }
+    }
+    ::close(fd);
+    return state;
 }
 
 std::vector<std::optional<uint64_t>> known_from_state(const ChunkState& state) {

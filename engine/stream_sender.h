@@ -30,7 +30,7 @@ namespace vmlift::stream {
 struct SenderOptions {
     std::string path;
     uint32_t block_size = 4u << 20;
-    int zstd_level = 3;
+    int zstd_level = 1;
     int threads = 0;
     bool sparse = true;
     std::vector<std::optional<uint64_t>> known;  // per chunk, may be shorter or empty
@@ -38,12 +38,12 @@ struct SenderOptions {
 
 struct SenderStats {
     uint64_t size = 0;
-    uint64_t bytes_read = 0;       // read from the source
-    uint64_t bytes_sent = 0;       // stream bytes written to out_fd
-    uint64_t zero_bytes = 0;       // covered by zero frames
-    uint64_t same_bytes = 0;       // covered by same frames
-    uint64_t data_bytes = 0;       // covered by data frames
-    bool seek_data_used = false;   // the source answered SEEK_DATA
+    uint64_t bytes_read = 0;      // read from the source
+    uint64_t bytes_sent = 0;      // stream bytes written to out_fd
+    uint64_t zero_bytes = 0;      // covered by zero frames
+    uint64_t same_bytes = 0;      // covered by same frames
+    uint64_t data_bytes = 0;      // covered by data frames
+    bool seek_data_used = false;  // the source answered SEEK_DATA
     Digest digest;
 };
 
@@ -52,6 +52,10 @@ Result<SenderStats> send_stream(const SenderOptions& options, int out_fd,
 
 // Size in bytes of a file or block device.
 Result<uint64_t> device_size(const std::string& path);
+
+// Hashes every chunk of `path` (holes found with SEEK_DATA are not read)
+// and records them all as confirmed: the baseline of a delta copy.
+Result<ChunkState> hash_device(const std::string& path, uint32_t block_size);
 
 // Known hashes from a receiver's state: the confirmed chunks.
 std::vector<std::optional<uint64_t>> known_from_state(const ChunkState& state);

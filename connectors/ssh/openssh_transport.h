@@ -5,13 +5,12 @@
 //   group, owned by this object) with a control socket in a private 0700
 //   temp directory. The master's session is a remote `cat >/dev/null` fed by
 //   a pipe this object holds, so if the controller dies (even by SIGKILL)
-//   the pipe closes, the session ends and the master exits; it then waits and waits until the socket exists (authenticated)
-//   or the master exits (its stderr is classified into the shared error
-//   texts: host key, auth, timeout, unreachable). exec() runs
-//   `ssh -S SOCKET ... HOST 'quoted command'` through the process runner, so
-//   each command reuses the master's connection without a new handshake.
-//   close() asks the master to exit, kills it if needed, and removes the
-//   temp directory.
+//   the pipe closes, the session ends and the master exits; it then waits and waits until the
+//   socket exists (authenticated) or the master exits (its stderr is classified into the shared
+//   error texts: host key, auth, timeout, unreachable). exec() runs `ssh -S SOCKET ... HOST 'quoted
+//   command'` through the process runner, so each command reuses the master's connection without a
+//   new handshake. close() asks the master to exit, kills it if needed, and removes the temp
+//   directory.
 // Security
 //   No user ssh_config is read unless options.ssh_config_file is set
 //   (-F /dev/null). Host keys: StrictHostKeyChecking=yes|accept-new from the
@@ -59,7 +58,7 @@ class OpenSshTransport : public SshTransport {
     std::string m_dir;  // private temp dir: control socket, askpass secret, master log
     std::unique_ptr<Process> m_master;
     int m_lifeline = -1;  // write end of the master's stdin; closing it ends the master
-    Status m_lost;  // set once the master died; every later exec reports it
+    Status m_lost;        // set once the master died; every later exec reports it
     std::mutex m_mutex;
 };
 

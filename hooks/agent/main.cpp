@@ -18,12 +18,13 @@
 // Errors: "vmlift-agent: error: ..." on stderr and the exit codes of the
 // README's table.
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -39,6 +40,21 @@ namespace {
 
 using namespace vmlift;
 using namespace vmlift::stream;
+
+// CPU seconds and peak RSS of this process and of its waited-for children.
+nlohmann::json resource_usage() {
+    struct rusage self {
+    }, kids{};
+    ::getrusage(RUSAGE_SELF, &self);
+    ::getrusage(RUSAGE_CHILDREN, &kids);
+    auto secs = [](const timeval& tv) {
+        return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
+    };
+    return {{"cpu_s", secs(self.ru_utime) + secs(self.ru_stime)},
+            {"max_rss_kib", self.ru_maxrss},
+            {"children_cpu_s", secs(kids.ru_utime) + secs(kids.ru_stime)},
+            {"children_max_rss_kib", kids.ru_maxrss}};
+}
 
 int fail(const Status& st) {
     std::cerr << "vmlift-agent: error: " << st.message() << std::endl;
@@ -140,8 +156,8 @@ int run_send(const SenderOptions& base, const std::string& known_source,
         if (now - last >= std::chrono::milliseconds(200)) {
             last = now;
             char line[32];
-            int n = std::snprintf(line, sizeof line, "P %llu\n",
-                                  static_cast<unsigned long long>(done));
+            int n =
+                std::snprintf(line, sizeof line, "P %llu\n", static_cast<unsigned long long>(done));
             if (::write(STDERR_FILENO, line, static_cast<size_t>(n)) != n) {
                 // The controller is gone: stop, so a resumed copy never races us.
                 std::_Exit(exit_code_for(Code::connection_lost));
@@ -167,7 +183,8 @@ int run_send(const SenderOptions& base, const std::string& known_source,
                         {"same_bytes", stats->same_bytes},
                         {"data_bytes", stats->data_bytes},
                         {"seek_data", stats->seek_data_used},
-                        {"digest", stats->digest.hex()}};
+                        {"digest", stats->digest.hex()},
+                        {"usage", resource_usage()}};
     std::fprintf(stderr, "S %s\n", j.dump().c_str());
     return 0;
 }
@@ -190,7 +207,8 @@ int run_recv(const ReceiverOptions& options) {
                         {"digest", stats->digest.hex()},
                         {"sender_digest", stats->sender_digest.hex()},
                         {"readback_checked", stats->readback_checked},
-                        {"readback_mismatches", stats->readback_mismatches}};
+                        {"readback_mismatches", stats->readback_mismatches},
+                        {"usage", resource_usage()}};
     std::cout << j.dump() << std::endl;
     return 0;
 }
@@ -220,8 +238,11 @@ int run_info(const std::string& path) {
     struct stat st {};
     nlohmann::json j;
     if (::stat(path.c_str(), &st) != 0) {
-        j = {{"exists", false},  {"type", "missing"},      {"size", 0},
-             {"readable", false}, {"allocated_bytes", 0}};
+        j = {{"exists", false},
+             {"type", "missing"},
+             {"size", 0},
+             {"readable", false},
+             {"allocated_bytes", 0}};
     } else {
         auto size = device_size(path);
         j = {{"exists", true},

@@ -42,8 +42,7 @@ void add_stream_command(CLI::App& app, StreamOptions& o) {
     StreamRequest& r = o.request;
     cmd->add_option("--src-host", o.src_host, "host holding the source disk")->required();
     cmd->add_option("--dst-host", o.dst_host, "host receiving the copy")->required();
-    cmd->add_option("--src-dev-path", r.src_path, "source block device or image file")
-        ->required();
+    cmd->add_option("--src-dev-path", r.src_path, "source block device or image file")->required();
     cmd->add_option("--dst-dev-path", r.dst_path, "destination block device or image file")
         ->required();
     cmd->add_option("--src-user", o.src_user, "SSH user on the source (default --ssh-user)");
@@ -150,8 +149,8 @@ int run_stream_command(Context& ctx, StreamOptions& o) {
     ctx.logger.info("stream", "run directory " + run_dir->path());
     ctx.logger.info("stream", "copying " + o.src_host + ":" + req.src_path + " to " + o.dst_host +
                                   ":" + req.dst_path);
-    ProgressReporter progress(ctx.progress_stream(), ctx.progress_style(), ctx.clock,
-                              req.src_path, 0);
+    ProgressReporter progress(ctx.progress_stream(), ctx.progress_style(), ctx.clock, req.src_path,
+                              0);
     auto result = run_stream(*src, *dst, req, &progress, ctx.logger);
     if (result.ok()) {
         progress.update(result->size);
@@ -167,15 +166,14 @@ int run_stream_command(Context& ctx, StreamOptions& o) {
         std::cout << j.dump() << std::endl;
     } else {
         char line[512];
-        std::snprintf(line, sizeof line,
-                      "copied %s in %.1f s (%s, %s): read %s, sent %s, wrote %s, skipped %s of "
-                      "zeros, digest %s",
-                      format_bytes(result->size).c_str(), result->seconds,
-                      stream_mode_name(result->mode), stream_transport_name(result->transport),
-                      format_bytes(result->bytes_read).c_str(),
-                      format_bytes(result->bytes_sent).c_str(),
-                      format_bytes(result->bytes_written).c_str(),
-                      format_bytes(result->zero_bytes_skipped).c_str(), result->digest.c_str());
+        std::snprintf(
+            line, sizeof line,
+            "copied %s in %.1f s (%s, %s): read %s, sent %s, wrote %s, skipped %s of "
+            "zeros, digest %s",
+            format_bytes(result->size).c_str(), result->seconds, stream_mode_name(result->mode),
+            stream_transport_name(result->transport), format_bytes(result->bytes_read).c_str(),
+            format_bytes(result->bytes_sent).c_str(), format_bytes(result->bytes_written).c_str(),
+            format_bytes(result->zero_bytes_skipped).c_str(), result->digest.c_str());
         ctx.logger.info("stream", line);
     }
     return 0;

@@ -124,9 +124,18 @@ TEST_F(MigrateVmCli, KilledControllerLeavesNoSshProcesses) {
     const std::string ip = m_lab->ip("src");
     ASSERT_EQ(count_ssh_to(ip), 0);
     ProcessSpec spec;
-    spec.argv = {VMLIFT_MIGRATE_VM, "--known-hosts", m_lab->known_hosts(), "--identity-file",
-                 m_lab->client_key(), "--run-dir", m_runs.path(), "ssh-check", "--host", ip,
-                 "--bytes", "100000000000"};
+    spec.argv = {VMLIFT_MIGRATE_VM,
+                 "--known-hosts",
+                 m_lab->known_hosts(),
+                 "--identity-file",
+                 m_lab->client_key(),
+                 "--run-dir",
+                 m_runs.path(),
+                 "ssh-check",
+                 "--host",
+                 ip,
+                 "--bytes",
+                 "100000000000"};
     spec.env = default_tool_env();
     spec.env.push_back("HOME=" + m_home.path());
     auto proc = m_runner.start(spec);

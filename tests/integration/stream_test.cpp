@@ -62,7 +62,7 @@ bool same_contents(const std::string& a, const std::string& b) {
 }
 
 class LoopDevice {
-public:
+  public:
     explicit LoopDevice(const std::string& file) {
         ProcessSpec spec;
         spec.argv = {"losetup", "--find", "--show", file};
@@ -84,12 +84,12 @@ public:
     }
     const std::string& path() const { return m_path; }
 
-private:
+  private:
     std::string m_path;
 };
 
 class StreamFixture : public ::testing::Test {
-protected:
+  protected:
     static void SetUpTestSuite() {
         s_skip = Lab::skip_reason();
         if (s_skip.empty() && resolve_program("losetup", default_tool_env()).ok() == false) {
@@ -256,8 +256,8 @@ TEST_F(StreamCli, AutoRelaysWhenTheHostsCannotReachEachOther) {
     const std::string image = src_disk("iso.img");
     make_image(image, 8 * k_mib, 3);
     ASSERT_TRUE(s_lab->isolate("src", "dst").ok());
-    auto r = stream({"--src-dev-path", image, "--dst-dev-path", dst_disk("iso.img"), "--mode",
-                     "auto"});
+    auto r =
+        stream({"--src-dev-path", image, "--dst-dev-path", dst_disk("iso.img"), "--mode", "auto"});
     ASSERT_TRUE(s_lab->join("src", "dst").ok());
     ASSERT_TRUE(r.ok());
     ASSERT_EQ(r->exit.code, 0) << r->err;
@@ -272,8 +272,8 @@ TEST_F(StreamCli, VerifyReadbackAndDeltaResync) {
     const std::string image = src_disk("delta.img");
     const std::string dst = dst_disk("delta.img");
     make_image(image, 64 * k_mib, 5);
-    auto first = stream({"--src-dev-path", image, "--dst-dev-path", dst, "--mode", "relay",
-                         "--verify-readback"});
+    auto first = stream(
+        {"--src-dev-path", image, "--dst-dev-path", dst, "--mode", "relay", "--verify-readback"});
     ASSERT_TRUE(first.ok());
     ASSERT_EQ(first->exit.code, 0) << first->err;
     EXPECT_EQ(last_json(first->out)["readback_verified"], true);
@@ -286,8 +286,8 @@ TEST_F(StreamCli, VerifyReadbackAndDeltaResync) {
         ASSERT_EQ(::pwrite(fd, bytes.data(), bytes.size(), at), 4096);
     }
     ::close(fd);
-    auto delta = stream({"--src-dev-path", image, "--dst-dev-path", dst, "--mode", "relay",
-                         "--delta"});
+    auto delta =
+        stream({"--src-dev-path", image, "--dst-dev-path", dst, "--mode", "relay", "--delta"});
     ASSERT_TRUE(delta.ok());
     ASSERT_EQ(delta->exit.code, 0) << delta->err;
     auto result = last_json(delta->out);
@@ -313,17 +313,23 @@ TEST_F(StreamCli, ResumesToIdenticalCopiesAfterRandomKills) {
         ASSERT_TRUE(proc.ok());
         std::this_thread::sleep_for(std::chrono::milliseconds(300 + rng() % 900));
         switch (cycle % 3) {
-            case 0: ::kill((*proc)->pid(), SIGKILL); break;  // the controller dies
-            case 1: ASSERT_TRUE(s_lab->drop("dst").ok()); break;  // SSH dropped
-            default: ASSERT_TRUE(s_lab->drop("src").ok()); break;
+            case 0:
+                ::kill((*proc)->pid(), SIGKILL);
+                break;  // the controller dies
+            case 1:
+                ASSERT_TRUE(s_lab->drop("dst").ok());
+                break;  // SSH dropped
+            default:
+                ASSERT_TRUE(s_lab->drop("src").ok());
+                break;
         }
         ExitStatus exit = (*proc)->wait();
         if (exit.success()) {
             continue;  // finished before the kill: not an interruption
         }
         ++interrupted;
-        auto resumed = stream({"--src-dev-path", image, "--dst-dev-path", dst, "--mode", mode,
-                               "--resume"});
+        auto resumed =
+            stream({"--src-dev-path", image, "--dst-dev-path", dst, "--mode", mode, "--resume"});
         ASSERT_TRUE(resumed.ok());
         ASSERT_EQ(resumed->exit.code, 0) << "cycle " << cycle << ": " << resumed->err;
         ASSERT_TRUE(same_contents(image, dst)) << "cycle " << cycle;
@@ -427,8 +433,8 @@ TEST_F(StreamCli, AgentThatCannotExecuteIsAClearError) {
     ASSERT_TRUE(mount_on("src", {"-t", "tmpfs", "-o", "size=64m,noexec", "tmpfs", mount}));
     const std::string image = src_disk("nx.img");
     make_image(image, 2 * k_mib, 1);
-    auto r = stream({"--src-dev-path", image, "--dst-dev-path", dst_disk("nx.img"), "--agent-dir",
-                     mount});
+    auto r = stream(
+        {"--src-dev-path", image, "--dst-dev-path", dst_disk("nx.img"), "--agent-dir", mount});
     ASSERT_TRUE(mount_on("src", {"-l", mount}, "umount"));
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r->exit.code, exit_code_for(Code::permission_denied)) << r->err;
@@ -438,20 +444,21 @@ TEST_F(StreamCli, AgentThatCannotExecuteIsAClearError) {
 
 // A copy of migrate-vm whose "vmlift-agent" damages what it sends.
 class CorruptingAgent {
-public:
+  public:
     explicit CorruptingAgent(const std::string& mode) {
         std::filesystem::copy_file(VMLIFT_MIGRATE_VM, m_dir.file("migrate-vm"));
         ::chmod(m_dir.file("migrate-vm").c_str(), 0755);
-        std::string script = "#!/bin/sh\nif [ \"$1\" = send ]; then \"" + std::string(VMLIFT_AGENT) +
-                             "\" \"$@\" | \"" + VMLIFT_CORRUPT + "\" '" + mode +
-                             "'; exit $?; fi\nexec \"" + VMLIFT_AGENT + "\" \"$@\"\n";
+        std::string script = "#!/bin/sh\nif [ \"$1\" = send ]; then \"" +
+                             std::string(VMLIFT_AGENT) + "\" \"$@\" | \"" + VMLIFT_CORRUPT +
+                             "\" '" + mode + "'; exit $?; fi\nexec \"" + VMLIFT_AGENT +
+                             "\" \"$@\"\n";
         testing_support::write_all(m_dir.file("vmlift-agent"), script);
         ::chmod(m_dir.file("vmlift-agent").c_str(), 0755);
     }
     std::string migrate_vm() const { return m_dir.file("migrate-vm"); }
     std::string marker() const { return m_dir.file("marker"); }
 
-private:
+  private:
     TempDir m_dir;
 };
 
@@ -460,9 +467,9 @@ TEST_F(StreamCli, CorruptedChunkIsRetriedThenFatal) {
     make_image(image, 8 * k_mib, 2);
     TempDir marker_dir;
     CorruptingAgent once("once:" + marker_dir.file("marker"));
-    auto retried = stream({"--src-dev-path", image, "--dst-dev-path", dst_disk("bad.img"),
-                           "--mode", "relay"},
-                          once.migrate_vm());
+    auto retried =
+        stream({"--src-dev-path", image, "--dst-dev-path", dst_disk("bad.img"), "--mode", "relay"},
+               once.migrate_vm());
     ASSERT_TRUE(retried.ok());
     ASSERT_EQ(retried->exit.code, 0) << retried->err;
     EXPECT_EQ(last_json(retried->out)["rounds"], 2);
@@ -471,9 +478,9 @@ TEST_F(StreamCli, CorruptedChunkIsRetriedThenFatal) {
     EXPECT_TRUE(same_contents(image, dst_disk("bad.img")));
 
     CorruptingAgent always("always");
-    auto fatal = stream({"--src-dev-path", image, "--dst-dev-path", dst_disk("bad2.img"),
-                         "--mode", "relay"},
-                        always.migrate_vm());
+    auto fatal =
+        stream({"--src-dev-path", image, "--dst-dev-path", dst_disk("bad2.img"), "--mode", "relay"},
+               always.migrate_vm());
     ASSERT_TRUE(fatal.ok());
     EXPECT_EQ(fatal->exit.code, exit_code_for(Code::io_error)) << fatal->err;
     EXPECT_NE(fatal->err.find("still failed verification after 3 rounds"), std::string::npos)
@@ -484,9 +491,9 @@ TEST_F(StreamCli, WholeDiskDigestMismatchIsFatal) {
     const std::string image = src_disk("dig.img");
     make_image(image, 4 * k_mib, 2);
     CorruptingAgent digest("digest");
-    auto r = stream({"--src-dev-path", image, "--dst-dev-path", dst_disk("dig.img"), "--mode",
-                     "relay"},
-                    digest.migrate_vm());
+    auto r =
+        stream({"--src-dev-path", image, "--dst-dev-path", dst_disk("dig.img"), "--mode", "relay"},
+               digest.migrate_vm());
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r->exit.code, exit_code_for(Code::io_error)) << r->err;
     EXPECT_NE(r->err.find("whole-disk digest mismatch"), std::string::npos) << r->err;

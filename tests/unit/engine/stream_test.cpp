@@ -102,7 +102,7 @@ Transfer transfer(const SenderOptions& send, const ReceiverOptions& recv,
 }
 
 class StreamTest : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         m_src = m_dir.file("src.img");
         m_dst = m_dir.file("dst.img");
@@ -135,7 +135,8 @@ TEST_F(StreamTest, SparseCopyIsBitIdenticalAndSkipsZeros) {
     EXPECT_LT(t.sent->bytes_sent, t.sent->data_bytes) << "data must be compressed";
     struct stat st {};
     ASSERT_EQ(::stat(m_dst.c_str(), &st), 0);
-    EXPECT_LT(static_cast<uint64_t>(st.st_blocks) * 512, t.sent->size) << "destination stays sparse";
+    EXPECT_LT(static_cast<uint64_t>(st.st_blocks) * 512, t.sent->size)
+        << "destination stays sparse";
 }
 
 TEST_F(StreamTest, PrefilledDestinationHasNoStaleDataLeft) {
