@@ -69,8 +69,8 @@ Result<std::string> deploy_agent(SshTransport& host, const std::string& local_ag
     return remote;
 }
 
-void remove_agent(SshTransport& host, const std::string& remote_agent) {
-    (void)exec_captured(host, {"rm", "-f", remote_agent});
+void remove_run_dir(SshTransport& host, const std::string& dir) {
+    (void)exec_captured(host, {"rm", "-rf", "--", dir});
 }
 
 }  // namespace vmlift

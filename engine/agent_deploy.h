@@ -7,8 +7,8 @@
 //   the remote path. A directory on a noexec mount (or any other reason the
 //   binary cannot run) is an error naming the host and the directory and
 //   saying to pass --agent-dir or --transport shell.
-//   remove_agent() deletes that file (best effort; running copies keep
-//   working, as Linux keeps the inode of a running program).
+//   remove_run_dir() deletes a run-scoped directory (best effort); the
+//   caller only ever passes the directory it deployed into for this run.
 // Thread safety: as the transport.
 #pragma once
 
@@ -23,6 +23,6 @@ Result<std::string> sha256_file_hex(const std::string& path);
 Result<std::string> deploy_agent(SshTransport& host, const std::string& local_agent,
                                  const std::string& dir);
 
-void remove_agent(SshTransport& host, const std::string& remote_agent);
+void remove_run_dir(SshTransport& host, const std::string& dir);
 
 }  // namespace vmlift

@@ -66,12 +66,11 @@ Status DirectRoute::prepare() {
     std::snprintf(
         name, sizeof name, "%016llx",
         static_cast<unsigned long long>(XXH3_64bits(named.host.data(), named.host.size())));
-    std::string path = m_req.agent_dir + "/known_hosts-" + name;
+    std::string path = m_dir + "/known_hosts-" + name;
     std::string line = named.known_hosts_name() + " " + m_req.dst_known_hosts_line + "\n";
-    auto written = exec_checked(m_src,
-                                {"sh", "-c", "umask 077; mkdir -p \"$2\" && cat > \"$1\"",
-                                 "vmlift-kh", path, m_req.agent_dir},
-                                line);
+    auto written = exec_checked(
+        m_src, {"sh", "-c", "umask 077; mkdir -p \"$2\" && cat > \"$1\"", "vmlift-kh", path, m_dir},
+        line);
     if (!written.ok()) {
         return written.status();
     }

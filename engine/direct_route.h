@@ -20,8 +20,10 @@ namespace vmlift {
 
 class DirectRoute {
   public:
-    DirectRoute(SshTransport& src, SshTransport& dst, const StreamRequest& req, Logger& log)
-        : m_src(src), m_dst(dst), m_req(req), m_log(log) {}
+    // `dir` is the run-scoped directory on the source for the known_hosts file.
+    DirectRoute(SshTransport& src, SshTransport& dst, const StreamRequest& req, std::string dir,
+                Logger& log)
+        : m_src(src), m_dst(dst), m_req(req), m_dir(std::move(dir)), m_log(log) {}
     ~DirectRoute() { cleanup(); }
 
     // Fills result.mode and result.mode_reason.
@@ -37,6 +39,7 @@ class DirectRoute {
     SshTransport& m_src;
     SshTransport& m_dst;
     const StreamRequest& m_req;
+    std::string m_dir;
     Logger& m_log;
     std::string m_known_hosts;  // on the source
 };

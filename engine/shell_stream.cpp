@@ -112,7 +112,7 @@ Result<StreamResult> run_shell_stream(SshTransport& src, SshTransport& dst,
         return block.status();
     }
     const bool sparse_ok = !*block || req.dst_fresh;
-    DirectRoute route(src, dst, req, log);
+    DirectRoute route(src, dst, req, req.agent_dir, log);
     VMLIFT_RETURN_IF_ERROR(route.choose(result));
     ExecOptions limit{std::chrono::duration_cast<std::chrono::milliseconds>(req.task_timeout)};
     LimitedStringSink recv_err(64 * 1024);

@@ -1,5 +1,6 @@
 #include "engine/stream.h"
 
+#include <fstream>
 #include <thread>
 
 #include <xxhash.h>
@@ -53,6 +54,15 @@ T field(const nlohmann::json& j, const char* key, T fallback) {
     }
 }
 
+std::string random_id() {
+    uint64_t v = 0;
+    std::ifstream("/dev/urandom", std::ios::binary).read(reinterpret_cast<char*>(&v), sizeof v);
+    char buf[20];
+    std::snprintf(buf, sizeof buf, "%012llx",
+                  static_cast<unsigned long long>(v & 0xffffffffffffULL));
+    return buf;
+}
+
 std::string hex64(uint64_t v) {
     char buf[20];
     std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
@@ -103,28 +113,30 @@ class Copier {
           m_req(req),
           m_progress(progress),
           m_log(log),
-          m_route(src, dst, req, log) {
+          m_run_dir(req.agent_dir + "/run-" + (req.run_id.empty() ? random_id() : req.run_id)),
+          m_route(src, dst, req, m_run_dir, log) {
         m_state_path = req.agent_dir + "/state-" +
                        hex64(XXH3_64bits(req.dst_path.data(), req.dst_path.size())) + ".bin";
     }
 
     Result<StreamResult> run() {
         auto t0 = SteadyClock::now();
-        auto src_agent = deploy_agent(m_src, m_req.local_agent, m_req.agent_dir);
+        auto src_agent = deploy_agent(m_src, m_req.local_agent, m_run_dir);
         if (!src_agent.ok()) {
             return src_agent.status();
         }
         m_src_agent = *src_agent;
-        auto dst_agent = deploy_agent(m_dst, m_req.local_agent, m_req.agent_dir);
+        auto dst_agent = deploy_agent(m_dst, m_req.local_agent, m_run_dir);
         if (!dst_agent.ok()) {
-            remove_agent(m_src, m_src_agent);
+            remove_run_dir(m_src, m_run_dir);
             return dst_agent.status();
         }
         m_dst_agent = *dst_agent;
+        m_log.debug("stream", "agents ready on both hosts");
         auto result = copy();
         m_route.cleanup();
-        remove_agent(m_src, m_src_agent);
-        remove_agent(m_dst, m_dst_agent);
+        remove_run_dir(m_src, m_run_dir);
+        remove_run_dir(m_dst, m_run_dir);
         if (result.ok()) {
             result->seconds = std::chrono::duration<double>(SteadyClock::now() - t0).count();
         }
@@ -134,6 +146,7 @@ class Copier {
   private:
     Result<StreamResult> copy() {
         VMLIFT_RETURN_IF_ERROR(preflight());
+        m_log.debug("stream", "preflight done: " + std::to_string(m_size) + " bytes");
         StreamResult result;
         result.transport = StreamTransport::agent;
         result.size = m_size;
@@ -152,7 +165,9 @@ class Copier {
         }
         for (int round = 1; round <= m_req.max_rounds; ++round) {
             result.rounds = round;
+            m_log.debug("stream", "round " + std::to_string(round) + " starts");
             auto pass = run_pass(result);
+            m_log.debug("stream", "round " + std::to_string(round) + " ended");
             if (!pass.ok()) {
                 return pass.status();
             }
@@ -278,6 +293,7 @@ class Copier {
         if (!known.ok()) {
             return known.status();
         }
+        m_log.debug("stream", "destination state fetched; starting the agents");
         SenderStderr sender_err(m_progress);
         StringSource sender_in(std::move(*known));
         StringSink receiver_out;
@@ -377,6 +393,7 @@ class Copier {
     std::string m_src_agent;
     std::string m_dst_agent;
     std::string m_state_path;
+    std::string m_run_dir;  // declared before m_route, which uses it
     DirectRoute m_route;
     uint64_t m_size = 0;
 };

@@ -65,7 +65,11 @@ struct StreamRequest {
     bool dst_fresh = false;  // the destination is known to read as zeros
     int max_rounds = 3;
     std::string local_agent;  // path of vmlift-agent on the controller
+    // On each host: the agent runs from agent_dir/run-<run_id>/ (removed
+    // afterwards, so parallel copies never share it); resume state lives in
+    // agent_dir itself so it outlives the run.
     std::string agent_dir = "/var/tmp/vmlift";
+    std::string run_id;  // empty: a random one
     // How the source reaches the destination in direct mode.
     std::string dst_host_for_src;      // default: dst.target().host
     std::string dst_known_hosts_line;  // "<key type> <base64 key>" the controller trusts

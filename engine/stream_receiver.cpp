@@ -11,9 +11,14 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <memory>
+#include <mutex>
 #include <new>
+#include <thread>
 
 #include "engine/stream_sender.h"
 
@@ -105,6 +110,13 @@ class Destination {
         // buffered ones; only big chunks bypass the page cache.
         if (m_direct_fd >= 0 && size >= k_direct_min && size % k_align == 0 &&
             offset % k_align == 0 && reinterpret_cast<uintptr_t>(data) % k_align == 0) {
+            if (!m_block) {
+                // ext4 turns O_DIRECT writes into holes into buffered ones
+                // (2.2 s of kernel CPU per GiB measured); allocating first
+                // keeps them direct (0.09 s).
+                (void)::fallocate(m_fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+                                  static_cast<off_t>(size));
+            }
             size_t done = 0;
             while (done < size) {
                 ssize_t w = ::pwrite(m_direct_fd, data + done, size - done,
@@ -212,6 +224,7 @@ class Destination {
 class AlignedBuffer {
   public:
     ~AlignedBuffer() { std::free(m_data); }
+    char* data() { return m_data; }
     char* get(size_t size) {
         if (size > m_size) {
             std::free(m_data);
@@ -228,6 +241,113 @@ class AlignedBuffer {
   private:
     char* m_data = nullptr;
     size_t m_size = 0;
+};
+
+// Writes data chunks on its own thread, so decompressing and verifying the
+// next chunk overlaps the (synchronous, O_DIRECT) write of this one.
+class ChunkWriter {
+  public:
+    explicit ChunkWriter(Destination& dst) : m_dst(dst), m_thread([this] { loop(); }) {}
+    ~ChunkWriter() {
+        {
+            std::lock_guard lock(m_mutex);
+            m_stop = true;
+        }
+        m_cv.notify_all();
+        m_thread.join();
+    }
+    ChunkWriter(const ChunkWriter&) = delete;
+    ChunkWriter& operator=(const ChunkWriter&) = delete;
+
+    // A buffer to fill; blocks while all of them are queued for writing.
+    Result<AlignedBuffer*> acquire() {
+        std::unique_lock lock(m_mutex);
+        m_cv.wait(lock,
+                  [this] { return !m_free.empty() || m_created < k_buffers || !m_error.ok(); });
+        if (!m_error.ok()) {
+            return m_error;
+        }
+        if (m_free.empty()) {
+            ++m_created;
+            m_owned.push_back(std::make_unique<AlignedBuffer>());
+            return m_owned.back().get();
+        }
+        AlignedBuffer* b = m_free.back();
+        m_free.pop_back();
+        return b;
+    }
+    void release(AlignedBuffer* buffer) {
+        std::lock_guard lock(m_mutex);
+        m_free.push_back(buffer);
+        m_cv.notify_all();
+    }
+    void submit(AlignedBuffer* buffer, uint32_t length, uint64_t offset, uint64_t index,
+                uint64_t hash) {
+        std::lock_guard lock(m_mutex);
+        m_queue.push_back({buffer, length, offset, index, hash});
+        m_cv.notify_all();
+    }
+    // Waits until everything submitted is written; appends the chunks
+    // written since the last call to `written` and returns the first error.
+    Status drain(std::vector<std::pair<uint64_t, uint64_t>>& written) {
+        std::unique_lock lock(m_mutex);
+        m_cv.wait(lock, [this] { return (m_queue.empty() && !m_busy) || !m_error.ok(); });
+        written.insert(written.end(), m_written.begin(), m_written.end());
+        m_written.clear();
+        return m_error;
+    }
+
+  private:
+    static constexpr int k_buffers = 4;
+    struct Item {
+        AlignedBuffer* buffer = nullptr;
+        uint32_t length = 0;
+        uint64_t offset = 0;
+        uint64_t index = 0;
+        uint64_t hash = 0;
+    };
+
+    void loop() {
+        for (;;) {
+            Item item;
+            bool failed = false;
+            {
+                std::unique_lock lock(m_mutex);
+                m_cv.wait(lock, [this] { return !m_queue.empty() || m_stop; });
+                if (m_queue.empty()) {
+                    return;
+                }
+                item = m_queue.front();
+                m_queue.pop_front();
+                m_busy = true;
+                failed = !m_error.ok();
+            }
+            Status st = failed ? Status()
+                               : m_dst.write_aligned(item.buffer->data(), item.length, item.offset);
+            std::lock_guard lock(m_mutex);
+            m_busy = false;
+            if (!st.ok() && m_error.ok()) {
+                m_error = st;
+            } else if (st.ok() && !failed) {
+                m_written.emplace_back(item.index, item.hash);
+            }
+            m_free.push_back(item.buffer);
+            m_cv.notify_all();
+        }
+    }
+
+    Destination& m_dst;
+    std::mutex m_mutex;
+    std::condition_variable m_cv;
+    std::deque<Item> m_queue;
+    std::vector<AlignedBuffer*> m_free;
+    std::vector<std::unique_ptr<AlignedBuffer>> m_owned;
+    std::vector<std::pair<uint64_t, uint64_t>> m_written;
+    int m_created = 0;
+    bool m_busy = false;
+    bool m_stop = false;
+    Status m_error;
+    std::thread m_thread;
 };
 
 class Receiver {
@@ -356,27 +476,30 @@ class Receiver {
         switch (f.kind) {
             case FrameKind::raw:
             case FrameKind::zstd: {
-                char* data = m_plain.get(f.length);
+                auto buffer = writer().acquire();
+                if (!buffer.ok()) {
+                    return buffer.status();
+                }
+                char* data = (*buffer)->get(f.length);
+                bool good = true;
                 if (f.kind == FrameKind::zstd) {
                     if (!m_dctx) {
                         m_dctx = ZSTD_createDCtx();
                     }
                     size_t n = ZSTD_decompressDCtx(m_dctx, data, f.length, m_payload.data(),
                                                    m_payload.size());
-                    if (ZSTD_isError(n) || n != f.length) {
-                        ++m_stats.chunks_bad;
-                        return {};
-                    }
+                    good = !ZSTD_isError(n) && n == f.length;
                 } else {
                     std::memcpy(data, m_payload.data(), f.length);
                 }
-                if (hash_bytes(data, f.length) != f.hash) {
+                if (!good || hash_bytes(data, f.length) != f.hash) {
+                    writer().release(*buffer);
                     ++m_stats.chunks_bad;
                     return {};
                 }
-                VMLIFT_RETURN_IF_ERROR(m_dst.write_aligned(data, f.length, f.offset));
+                writer().submit(*buffer, f.length, f.offset, index, f.hash);
                 m_stats.bytes_written += f.length;
-                break;
+                return {};  // confirmed once written and synced (checkpoint)
             }
             case FrameKind::zero:
                 if (f.hash != zero_hash(f.length)) {
@@ -444,9 +567,19 @@ class Receiver {
         return m_state.save(m_options.state_path);
     }
 
+    ChunkWriter& writer() {
+        if (!m_writer) {
+            m_writer = std::make_unique<ChunkWriter>(m_dst);
+        }
+        return *m_writer;
+    }
+
     Status checkpoint() {
         m_last_checkpoint = SteadyClock::now();
         m_unsynced = 0;
+        if (m_writer) {
+            VMLIFT_RETURN_IF_ERROR(m_writer->drain(m_pending));
+        }
         if (m_pending.empty()) {
             return save_state();
         }
@@ -488,7 +621,7 @@ class Receiver {
     uint64_t m_unsynced = 0;
     uint64_t m_checkpoint_bytes = 4u << 20;
     std::string m_payload;
-    AlignedBuffer m_plain;
+    std::unique_ptr<ChunkWriter> m_writer;  // after m_dst: destroyed first
     ZSTD_DCtx* m_dctx = nullptr;
     int m_lock_fd = -1;
     ReceiverStats m_stats;

@@ -190,6 +190,14 @@ class Pipeline {
             }
             job->data.resize(job_bytes);
             const uint64_t start = first * m_options.block_size;
+            // Keep the disk busy ahead of us: reads after a skipped hole do
+            // not trigger the kernel's own readahead.
+            if (start + k_prefetch > m_prefetched && m_prefetched < m_size) {
+                uint64_t from = std::max(m_prefetched, start);
+                ::posix_fadvise(fd, static_cast<off_t>(from), static_cast<off_t>(k_prefetch),
+                                POSIX_FADV_WILLNEED);
+                m_prefetched = from + k_prefetch;
+            }
             uint64_t pos = start;
             for (auto& piece : job->pieces) {
                 piece.hole = extents.is_hole(pos, pos + piece.length);
@@ -404,6 +412,8 @@ class Pipeline {
     }
 
     static constexpr uint64_t k_max_run = 1ULL << 30;
+    static constexpr uint64_t k_prefetch = 32u << 20;
+    uint64_t m_prefetched = 0;
 
     bool job_is_last(const Job& job) const {
         return job.first + job.pieces.size() >= m_hashes.size();

@@ -147,6 +147,7 @@ int run_stream_command(Context& ctx, StreamOptions& o) {
         return fail(st);
     }
     ctx.logger.info("stream", "run directory " + run_dir->path());
+    req.run_id = run_dir->id();
     ctx.logger.info("stream", "copying " + o.src_host + ":" + req.src_path + " to " + o.dst_host +
                                   ":" + req.dst_path);
     ProgressReporter progress(ctx.progress_stream(), ctx.progress_style(), ctx.clock, req.src_path,
