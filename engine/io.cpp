@@ -1,6 +1,9 @@
 #include "engine/io.h"
 
+#include <unistd.h>
 #include <algorithm>
+
+#include <cerrno>
 #include <cstring>
 
 namespace vmlift {
@@ -24,6 +27,43 @@ Status LimitedStringSink::write(std::string_view data) {
     }
     m_data.append(data.substr(0, room));
     return {};
+}
+
+size_t pread_full(int fd, char* buffer, size_t size, uint64_t offset, int* error) {
+    size_t done = 0;
+    *error = 0;
+    while (done < size) {
+        ssize_t r = ::pread(fd, buffer + done, size - done, static_cast<off_t>(offset + done));
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            *error = errno;
+            break;
+        }
+        if (r == 0) {
+            break;  // end of file
+        }
+        done += static_cast<size_t>(r);
+    }
+    return done;
+}
+
+size_t pwrite_full(int fd, const char* data, size_t size, uint64_t offset, int* error) {
+    size_t done = 0;
+    *error = 0;
+    while (done < size) {
+        ssize_t w = ::pwrite(fd, data + done, size - done, static_cast<off_t>(offset + done));
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            *error = w < 0 ? errno : EIO;
+            break;
+        }
+        done += static_cast<size_t>(w);
+    }
+    return done;
 }
 
 std::string last_line(std::string_view text) {

@@ -76,6 +76,12 @@ class NullSink : public ByteSink {
     size_t m_bytes = 0;
 };
 
+// Positional I/O that retries short transfers and EINTR. Both return the
+// bytes moved; on failure *error is the errno (0 otherwise). A read that
+// returns fewer bytes with *error == 0 hit the end of the file.
+size_t pread_full(int fd, char* buffer, size_t size, uint64_t offset, int* error);
+size_t pwrite_full(int fd, const char* data, size_t size, uint64_t offset, int* error);
+
 // The last non-empty line of `text`, trimmed; used to quote a tool's error.
 std::string last_line(std::string_view text);
 

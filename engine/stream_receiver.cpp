@@ -20,6 +20,7 @@
 #include <new>
 #include <thread>
 
+#include "engine/io.h"
 #include "engine/stream_sender.h"
 
 namespace vmlift::stream {
@@ -117,39 +118,27 @@ class Destination {
                 (void)::fallocate(m_fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
                                   static_cast<off_t>(size));
             }
-            size_t done = 0;
-            while (done < size) {
-                ssize_t w = ::pwrite(m_direct_fd, data + done, size - done,
-                                     static_cast<off_t>(offset + done));
-                if (w < 0 && errno == EINTR) {
-                    continue;
-                }
-                if (w < 0 && errno == EINVAL && done == 0) {
-                    ::close(m_direct_fd);  // not supported here after all
-                    m_direct_fd = -1;
-                    return write(data, size, offset);
-                }
-                if (w < 0) {
-                    return fail_at(offset + done);
-                }
-                done += static_cast<size_t>(w);
+            int error = 0;
+            size_t done = pwrite_full(m_direct_fd, data, size, offset, &error);
+            if (error == EINVAL && done == 0) {
+                ::close(m_direct_fd);  // not supported here after all
+                m_direct_fd = -1;
+            } else if (error != 0) {
+                errno = error;
+                return fail_at(offset + done);
+            } else {
+                return {};
             }
-            return {};
         }
         return write(data, size, offset);
     }
 
     Status write(const char* data, size_t size, uint64_t offset) {
-        size_t done = 0;
-        while (done < size) {
-            ssize_t w = ::pwrite(m_fd, data + done, size - done, static_cast<off_t>(offset + done));
-            if (w < 0 && errno == EINTR) {
-                continue;
-            }
-            if (w < 0) {
-                return fail_at(offset + done);
-            }
-            done += static_cast<size_t>(w);
+        int error = 0;
+        size_t done = pwrite_full(m_fd, data, size, offset, &error);
+        if (error != 0) {
+            errno = error;
+            return fail_at(offset + done);
         }
         return {};
     }
@@ -178,16 +167,10 @@ class Destination {
     }
 
     Status read(char* data, size_t size, uint64_t offset) {
-        size_t got = 0;
-        while (got < size) {
-            ssize_t r = ::pread(m_fd, data + got, size - got, static_cast<off_t>(offset + got));
-            if (r < 0 && errno == EINTR) {
-                continue;
-            }
-            if (r <= 0) {
-                return fail("cannot read back destination");
-            }
-            got += static_cast<size_t>(r);
+        int error = 0;
+        if (pread_full(m_fd, data, size, offset, &error) < size) {
+            errno = error != 0 ? error : EIO;
+            return fail("cannot read back destination");
         }
         return {};
     }

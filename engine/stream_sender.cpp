@@ -1,5 +1,7 @@
 #include "engine/stream_sender.h"
 
+#include "engine/io.h"
+
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
@@ -24,6 +26,21 @@ Status source_error(const std::string& what, const std::string& path) {
                 : errno == EACCES || errno == EPERM ? Code::permission_denied
                                                     : Code::io_error;
     return Status(code, what + " source " + path + ": " + std::strerror(errno));
+}
+
+// Reads exactly `length` bytes of the source at `offset`.
+Status read_source(int fd, const std::string& path, char* buffer, size_t length, uint64_t offset) {
+    int error = 0;
+    size_t got = pread_full(fd, buffer, length, offset, &error);
+    if (error != 0) {
+        errno = error;
+        return source_error("cannot read", path);
+    }
+    if (got < length) {
+        return Status(Code::io_error,
+                      "source " + path + " ended early at offset " + std::to_string(offset + got));
+    }
+    return {};
 }
 
 Status write_all(int fd, const char* data, size_t size) {
@@ -227,23 +244,7 @@ class Pipeline {
     }
 
     Status read_at(int fd, char* buffer, uint32_t length, uint64_t offset) {
-        size_t got = 0;
-        while (got < length) {
-            ssize_t r = ::pread(fd, buffer + got, length - got, static_cast<off_t>(offset + got));
-            if (r < 0 && errno == EINTR) {
-                continue;
-            }
-            if (r < 0) {
-                return source_error("cannot read", m_options.path);
-            }
-            if (r == 0) {
-                return Status(Code::io_error, "source " + m_options.path +
-                                                  " ended early at offset " +
-                                                  std::to_string(offset + got));
-            }
-            got += static_cast<size_t>(r);
-        }
-        return {};
+        return read_source(fd, m_options.path, buffer, length, offset);
     }
 
     std::unique_ptr<Job> take_free_job() {
@@ -496,16 +497,12 @@ Result<ChunkState> hash_device(const std::string& path, uint32_t block_size) {
             bytes += chunk_length(*size, block_size, first + k);
         }
         bool hole = extents.is_hole(start, start + bytes);
-        size_t got = 0;
-        while (!hole && got < bytes) {
-            ssize_t r =
-                ::pread(fd, buffer.data() + got, bytes - got, static_cast<off_t>(start + got));
-            if (r <= 0 && errno != EINTR) {
-                Status err = source_error("cannot read", path);
+        if (!hole) {
+            Status read = read_source(fd, path, buffer.data(), bytes, start);
+            if (!read.ok()) {
                 ::close(fd);
-                return err;
+                return read;
             }
-            got += r > 0 ? static_cast<size_t>(r) : 0;
         }
         size_t at = 0;
         for (uint64_t k = 0; k < n; ++k) {
