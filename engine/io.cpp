@@ -1,7 +1,11 @@
 #include "engine/io.h"
 
+#include <fcntl.h>
 #include <unistd.h>
+
 #include <algorithm>
+#include <cstdlib>
+#include <new>
 
 #include <cerrno>
 #include <cstring>
@@ -47,6 +51,52 @@ size_t pread_full(int fd, char* buffer, size_t size, uint64_t offset, int* error
         done += static_cast<size_t>(r);
     }
     return done;
+}
+
+AlignedBuffer::~AlignedBuffer() {
+    std::free(m_data);
+}
+
+char* AlignedBuffer::get(size_t size) {
+    size = (size + 4095) & ~size_t{4095};
+    if (size > m_size || m_data == nullptr) {
+        std::free(m_data);
+        m_data = nullptr;
+        m_size = 0;
+        void* p = nullptr;
+        if (::posix_memalign(&p, 4096, std::max<size_t>(size, 4096)) != 0) {
+            throw std::bad_alloc();
+        }
+        m_data = static_cast<char*>(p);
+        m_size = std::max<size_t>(size, 4096);
+    }
+    return m_data;
+}
+
+DirectReader::DirectReader(int buffered_fd, const std::string& path) : m_fd(buffered_fd) {
+    m_direct_fd = ::open(path.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+}
+
+DirectReader::~DirectReader() {
+    if (m_direct_fd >= 0) {
+        ::close(m_direct_fd);
+    }
+}
+
+size_t DirectReader::read(char* buffer, size_t size, uint64_t offset, int* error) {
+    constexpr size_t align = 4096;
+    if (m_direct_fd >= 0 && offset % align == 0 &&
+        reinterpret_cast<uintptr_t>(buffer) % align == 0) {
+        const size_t rounded = (size + align - 1) & ~(align - 1);
+        size_t got = pread_full(m_direct_fd, buffer, rounded, offset, error);
+        if (*error == EINVAL && got == 0) {
+            ::close(m_direct_fd);  // the filesystem refuses O_DIRECT after all
+            m_direct_fd = -1;
+        } else {
+            return std::min(got, size);
+        }
+    }
+    return pread_full(m_fd, buffer, size, offset, error);
 }
 
 size_t pwrite_full(int fd, const char* data, size_t size, uint64_t offset, int* error) {

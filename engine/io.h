@@ -82,6 +82,46 @@ class NullSink : public ByteSink {
 size_t pread_full(int fd, char* buffer, size_t size, uint64_t offset, int* error);
 size_t pwrite_full(int fd, const char* data, size_t size, uint64_t offset, int* error);
 
+// A 4 KiB-aligned, growable buffer (O_DIRECT needs aligned memory).
+// Contents are not kept when it grows. Throws std::bad_alloc.
+class AlignedBuffer {
+  public:
+    AlignedBuffer() = default;
+    ~AlignedBuffer();
+    AlignedBuffer(const AlignedBuffer&) = delete;
+    AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+    char* data() { return m_data; }
+    const char* data() const { return m_data; }
+    size_t capacity() const { return m_size; }
+    // At least `size` bytes, rounded up to 4 KiB.
+    char* get(size_t size);
+
+  private:
+    char* m_data = nullptr;
+    size_t m_size = 0;
+};
+
+// Reads a file or block device, bypassing the page cache (O_DIRECT) when the
+// buffer, offset and the system allow it, buffered otherwise. A cold disk
+// reads about twice as fast this way on the hosts we measured, with far less
+// kernel CPU. Only for sources that nobody writes while we read.
+class DirectReader {
+  public:
+    // Takes ownership of neither fd; `path` is reopened with O_DIRECT.
+    DirectReader(int buffered_fd, const std::string& path);
+    ~DirectReader();
+    DirectReader(const DirectReader&) = delete;
+    DirectReader& operator=(const DirectReader&) = delete;
+    bool direct() const { return m_direct_fd >= 0; }
+    // pread_full semantics. With O_DIRECT, `buffer` must have room for
+    // `size` rounded up to 4 KiB.
+    size_t read(char* buffer, size_t size, uint64_t offset, int* error);
+
+  private:
+    int m_fd;
+    int m_direct_fd = -1;
+};
+
 // The last non-empty line of `text`, trimmed; used to quote a tool's error.
 std::string last_line(std::string_view text);
 

@@ -155,13 +155,7 @@ class Copier {
             (void)exec_captured(m_dst, {"rm", "-f", m_state_path});
         }
         if (m_req.delta) {
-            m_log.info("stream", "delta: hashing the destination to find unchanged chunks");
-            auto hashed = exec_checked(
-                m_dst, {m_dst_agent, "hashes", "--path", m_req.dst_path, "--block-size",
-                        std::to_string(block_size()), "--state", m_state_path});
-            if (!hashed.ok()) {
-                return hashed.status();
-            }
+            VMLIFT_RETURN_IF_ERROR(hash_both());
         }
         for (int round = 1; round <= m_req.max_rounds; ++round) {
             result.rounds = round;
@@ -199,6 +193,29 @@ class Copier {
         return Status(Code::io_error, "chunks still failed verification after " +
                                           std::to_string(m_req.max_rounds) +
                                           " rounds; check the hosts' memory and disks");
+    }
+
+    // Delta: both hosts hash their disk at the same time; the sender then
+    // reads only the chunks whose hashes differ.
+    Status hash_both() {
+        m_log.info("stream", "delta: hashing both disks to find unchanged chunks");
+        const std::string bs = std::to_string(block_size());
+        Status dst_status;
+        std::thread dst_thread([&] {
+            auto hashed = exec_checked(m_dst, {m_dst_agent, "hashes", "--path", m_req.dst_path,
+                                               "--block-size", bs, "--state", m_state_path});
+            dst_status = hashed.status();
+        });
+        const std::string source_state = m_run_dir + "/source-hashes.bin";
+        auto hashed = exec_checked(m_src, {m_src_agent, "hashes", "--path", m_req.src_path,
+                                           "--block-size", bs, "--state", source_state});
+        dst_thread.join();
+        VMLIFT_RETURN_IF_ERROR(dst_status);
+        if (!hashed.ok()) {
+            return hashed.status();
+        }
+        m_source_state = source_state;
+        return {};
     }
 
     Status preflight() {
@@ -267,6 +284,10 @@ class Copier {
                                          "--known-state", "-"};
         if (!m_req.sparse) {
             argv.push_back("--no-sparse");
+        }
+        if (!m_source_state.empty()) {
+            argv.push_back("--source-state");
+            argv.push_back(m_source_state);
         }
         return argv;
     }
@@ -393,7 +414,8 @@ class Copier {
     std::string m_src_agent;
     std::string m_dst_agent;
     std::string m_state_path;
-    std::string m_run_dir;  // declared before m_route, which uses it
+    std::string m_source_state;  // delta: the source's hash pass, on the source host
+    std::string m_run_dir;       // declared before m_route, which uses it
     DirectRoute m_route;
     uint64_t m_size = 0;
 };

@@ -8,7 +8,8 @@
 //   Agent transport: vmlift-agent is deployed to both hosts (agent_deploy.h)
 //   and the copy runs in rounds: round 1 sends everything (or, with resume,
 //   skips chunks the destination's state already confirms; with delta, first
-//   hashes the destination and skips chunks that match); later rounds resend
+//   hashes both disks at the same time and the sender reads only chunks
+//   whose hashes differ); later rounds resend
 //   only chunks that failed verification, up to max_rounds. Success means
 //   every chunk confirmed and both whole-disk digests equal. Topologies:
 //   relay (two SSH legs joined by a bounded pipe on the controller), direct

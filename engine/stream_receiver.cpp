@@ -203,29 +203,6 @@ class Destination {
     std::string m_zeros;
 };
 
-// A 4 KiB-aligned buffer (O_DIRECT needs aligned memory).
-class AlignedBuffer {
-  public:
-    ~AlignedBuffer() { std::free(m_data); }
-    char* data() { return m_data; }
-    char* get(size_t size) {
-        if (size > m_size) {
-            std::free(m_data);
-            void* p = nullptr;
-            m_data = ::posix_memalign(&p, 4096, size) == 0 ? static_cast<char*>(p) : nullptr;
-            m_size = m_data ? size : 0;
-            if (!m_data) {
-                throw std::bad_alloc();
-            }
-        }
-        return m_data;
-    }
-
-  private:
-    char* m_data = nullptr;
-    size_t m_size = 0;
-};
-
 // Writes data chunks on its own thread, so decompressing and verifying the
 // next chunk overlaps the (synchronous, O_DIRECT) write of this one.
 class ChunkWriter {

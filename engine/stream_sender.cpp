@@ -29,9 +29,10 @@ Status source_error(const std::string& what, const std::string& path) {
 }
 
 // Reads exactly `length` bytes of the source at `offset`.
-Status read_source(int fd, const std::string& path, char* buffer, size_t length, uint64_t offset) {
+Status read_source(DirectReader& reader, const std::string& path, char* buffer, size_t length,
+                   uint64_t offset) {
     int error = 0;
-    size_t got = pread_full(fd, buffer, length, offset, &error);
+    size_t got = reader.read(buffer, length, offset, &error);
     if (error != 0) {
         errno = error;
         return source_error("cannot read", path);
@@ -66,7 +67,8 @@ Status write_all(int fd, const char* data, size_t size) {
 // One unit of work: up to about 4 MiB of consecutive chunks.
 struct Piece {
     uint32_t length = 0;
-    bool hole = false;  // not read: known zero
+    bool hole = false;    // not read: known zero
+    bool preset = false;  // not read: the source's hash is known and matches `known`
     FrameKind kind = FrameKind::raw;
     uint64_t hash = 0;
     size_t payload_offset = 0;  // into Job::payload (zstd)
@@ -76,7 +78,7 @@ struct Piece {
 struct Job {
     uint64_t first = 0;  // index of the first chunk
     std::vector<Piece> pieces;
-    std::string data;  // the chunks' bytes back to back (holes included, unread)
+    AlignedBuffer data;  // the chunks' bytes back to back (holes included, unread)
     std::string payload;
     bool done = false;
 };
@@ -135,6 +137,8 @@ class Pipeline {
     }
 
     Result<SenderStats> run(int fd) {
+        DirectReader reader(fd, m_options.path);
+        m_reader = &reader;
         SenderStats stats;
         stats.size = m_size;
         Status st =
@@ -205,36 +209,46 @@ class Pipeline {
                 job->pieces[k].length = chunk_length(m_size, m_options.block_size, first + k);
                 job_bytes += job->pieces[k].length;
             }
-            job->data.resize(job_bytes);
+            job->data.get(job_bytes);
             const uint64_t start = first * m_options.block_size;
             // Keep the disk busy ahead of us: reads after a skipped hole do
             // not trigger the kernel's own readahead.
-            if (start + k_prefetch > m_prefetched && m_prefetched < m_size) {
+            if (!m_reader->direct() && start + k_prefetch > m_prefetched && m_prefetched < m_size) {
                 uint64_t from = std::max(m_prefetched, start);
                 ::posix_fadvise(fd, static_cast<off_t>(from), static_cast<off_t>(k_prefetch),
                                 POSIX_FADV_WILLNEED);
                 m_prefetched = from + k_prefetch;
             }
             uint64_t pos = start;
-            for (auto& piece : job->pieces) {
+            for (size_t k = 0; k < job->pieces.size(); ++k) {
+                Piece& piece = job->pieces[k];
                 piece.hole = extents.is_hole(pos, pos + piece.length);
                 pos += piece.length;
+                const uint64_t index = first + k;
+                const auto& known = m_options.known;
+                const auto& source = m_options.source_hashes;
+                if (!piece.hole && index < known.size() && index < source.size() && known[index] &&
+                    source[index] && *known[index] == *source[index]) {
+                    piece.preset = true;
+                    piece.hash = *source[index];
+                }
             }
-            // One read per run of consecutive data pieces.
+            // One read per run of consecutive pieces that need reading.
+            auto unread = [](const Piece& p) { return p.hole || p.preset; };
             size_t k = 0, at = 0;
             while (k < job->pieces.size()) {
-                if (job->pieces[k].hole) {
+                if (unread(job->pieces[k])) {
                     at += job->pieces[k++].length;
                     continue;
                 }
                 size_t run_at = at;
                 uint32_t run_bytes = 0;
-                while (k < job->pieces.size() && !job->pieces[k].hole) {
+                while (k < job->pieces.size() && !unread(job->pieces[k])) {
                     run_bytes += job->pieces[k].length;
                     at += job->pieces[k++].length;
                 }
                 VMLIFT_RETURN_IF_ERROR(
-                    read_at(fd, job->data.data() + run_at, run_bytes, start + run_at));
+                    read_at(job->data.data() + run_at, run_bytes, start + run_at));
                 stats.bytes_read += run_bytes;
             }
             submit(std::move(job));
@@ -243,8 +257,8 @@ class Pipeline {
         return {};
     }
 
-    Status read_at(int fd, char* buffer, uint32_t length, uint64_t offset) {
-        return read_source(fd, m_options.path, buffer, length, offset);
+    Status read_at(char* buffer, uint32_t length, uint64_t offset) {
+        return read_source(*m_reader, m_options.path, buffer, length, offset);
     }
 
     std::unique_ptr<Job> take_free_job() {
@@ -301,6 +315,10 @@ class Pipeline {
             const char* data = job.data.data() + at;
             at += piece.length;
             const uint64_t index = job.first + k;
+            if (piece.preset) {
+                piece.kind = FrameKind::same;
+                continue;
+            }
             bool zero = piece.hole || (m_options.sparse && is_all_zero(data, piece.length));
             piece.hash = zero ? zero_hash(piece.length) : hash_bytes(data, piece.length);
             const auto& known = m_options.known;
@@ -441,6 +459,7 @@ class Pipeline {
     uint64_t m_run_bytes = 0;
     int m_out;
     const std::function<void(uint64_t)>& m_progress;
+    DirectReader* m_reader = nullptr;
     int m_threads = 1;
     size_t m_window = 4;
     std::vector<uint64_t> m_hashes;
@@ -485,10 +504,12 @@ Result<ChunkState> hash_device(const std::string& path, uint32_t block_size) {
         return source_error("cannot open", path);
     }
     ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    DirectReader reader(fd, path);
     Extents extents(fd, *size, true);
     ChunkState state(*size, block_size);
-    std::string buffer(4u << 20, '\0');
-    const uint64_t per_read = std::max<uint64_t>(1, buffer.size() / block_size);
+    AlignedBuffer aligned;
+    char* buffer = aligned.get(std::max<size_t>(4u << 20, block_size));
+    const uint64_t per_read = std::max<uint64_t>(1, (4u << 20) / block_size);
     for (uint64_t first = 0; first < state.count(); first += per_read) {
         const uint64_t n = std::min(per_read, state.count() - first);
         const uint64_t start = first * block_size;
@@ -498,7 +519,7 @@ Result<ChunkState> hash_device(const std::string& path, uint32_t block_size) {
         }
         bool hole = extents.is_hole(start, start + bytes);
         if (!hole) {
-            Status read = read_source(fd, path, buffer.data(), bytes, start);
+            Status read = read_source(reader, path, buffer, bytes, start);
             if (!read.ok()) {
                 ::close(fd);
                 return read;
@@ -507,8 +528,7 @@ Result<ChunkState> hash_device(const std::string& path, uint32_t block_size) {
         size_t at = 0;
         for (uint64_t k = 0; k < n; ++k) {
             uint32_t length = chunk_length(*size, block_size, first + k);
-            state.confirm(first + k,
-                          hole ? zero_hash(length) : hash_bytes(buffer.data() + at, length));
+            state.confirm(first + k, hole ? zero_hash(length) : hash_bytes(buffer + at, length));
             at += length;
         }
     }

@@ -9,7 +9,8 @@
 //   `threads` workers (0: one per core; level 0: no compression) and sent
 //   raw when compression does not help. A chunk whose hash equals
 //   known[index] goes as a `same` frame without payload (resume, retry,
-//   delta). Frames leave in chunk order. Memory is bounded by about
+//   delta); so is one whose source_hashes[index] equals known[index], which
+//   is then not read at all. Frames leave in chunk order. Memory is bounded by about
 //   (2 * threads + 4) chunk buffers.
 //   `progress` is called from the writer thread with the disk bytes done.
 //   Errors: not_found/permission_denied/io_error for the source, naming it;
@@ -34,6 +35,10 @@ struct SenderOptions {
     int threads = 0;
     bool sparse = true;
     std::vector<std::optional<uint64_t>> known;  // per chunk, may be shorter or empty
+    // Per chunk, the source's own hashes from a hash pass just before (a
+    // delta copy hashes both disks at once). A chunk whose source hash equals
+    // its known hash is sent as `same` without being read again.
+    std::vector<std::optional<uint64_t>> source_hashes;
 };
 
 struct SenderStats {

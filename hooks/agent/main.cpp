@@ -1,12 +1,15 @@
 // vmlift-agent: the static on-host helper of the stream. argv → engine → exit code.
 //
 //   vmlift-agent send --path SRC [--block-size N] [--zstd-level L] [--threads T]
-//                     [--no-sparse] [--known-state FILE|-] [-- PIPE-TO ARGV...]
+//                     [--no-sparse] [--known-state FILE|-] [--source-state FILE]
+//                     [-- PIPE-TO ARGV...]
 //       Streams SRC to stdout, or into the stdin of PIPE-TO (spawned from
 //       argv, e.g. the source's own ssh to the destination; its stdout and
 //       stderr are ours). Progress "P <bytes>" and the final "S <json>" go to
 //       stderr. With --known-state -, stdin starts with a u64 length and a
-//       chunk state (the destination's confirmed chunks).
+//       chunk state (the destination's confirmed chunks). --source-state is
+//       SRC's own hashes from `hashes` (delta): chunks whose hash matches the
+//       known one are not read again.
 //   vmlift-agent recv --path DST [--state FILE] [--fresh] [--verify-readback]
 //       Writes the stream from stdin to DST; prints a JSON result on stdout.
 //   vmlift-agent state --state FILE --size N --block-size B
@@ -119,7 +122,7 @@ int exit_code_of(const ExitStatus& exit) {
 }
 
 int run_send(const SenderOptions& base, const std::string& known_source,
-             const std::vector<std::string>& pipe_to) {
+             const std::string& source_state, const std::vector<std::string>& pipe_to) {
     SenderOptions options = base;
     auto known = read_known(known_source);
     if (!known.ok()) {
@@ -127,6 +130,16 @@ int run_send(const SenderOptions& base, const std::string& known_source,
     }
     if (*known) {
         options.known = known_from_state(**known);
+    }
+    if (!source_state.empty()) {
+        auto source = read_known(source_state);
+        if (!source.ok()) {
+            return fail(Status(source.status().code(),
+                               "source hashes " + source_state + ": " + source.status().message()));
+        }
+        if (*source) {
+            options.source_hashes = known_from_state(**source);
+        }
     }
     int out_fd = STDOUT_FILENO;
     pid_t child = -1;
@@ -276,6 +289,8 @@ int main(int argc, char** argv) {
     s->add_option("--threads", send.threads)->check(CLI::Range(0, 256));
     s->add_flag("--no-sparse", no_sparse);
     s->add_option("--known-state", known_source);
+    std::string source_state;
+    s->add_option("--source-state", source_state);
     s->add_option("pipe_to", pipe_to, "program (argv) that receives the stream on its stdin");
 
     ReceiverOptions recv;
@@ -311,7 +326,7 @@ int main(int argc, char** argv) {
     }
     if (s->parsed()) {
         send.sparse = !no_sparse;
-        return run_send(send, known_source, pipe_to);
+        return run_send(send, known_source, source_state, pipe_to);
     }
     if (r->parsed()) {
         return run_recv(recv);

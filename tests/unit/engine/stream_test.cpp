@@ -224,6 +224,52 @@ TEST_F(StreamTest, DeltaSendsOnlyChangedChunks) {
     EXPECT_EQ(t.received->bytes_written, 3u * k_block);
 }
 
+TEST_F(StreamTest, DeltaWithSourceHashesReadsOnlyChangedChunks) {
+    ASSERT_TRUE(transfer(m_send, m_recv).received.ok());
+    int fd = ::open(m_src.c_str(), O_WRONLY);
+    for (uint64_t chunk : {4u, 40u}) {
+        std::string data(100, 'x');
+        ASSERT_EQ(::pwrite(fd, data.data(), data.size(), static_cast<off_t>(chunk * k_block)), 100);
+    }
+    ::close(fd);
+    auto baseline = hash_device(m_dst, k_block);
+    auto source = hash_device(m_src, k_block);
+    ASSERT_TRUE(baseline.ok() && source.ok());
+    ASSERT_TRUE(baseline->save(m_recv.state_path).ok());
+    m_send.known = known_from_state(*baseline);
+    m_send.source_hashes = known_from_state(*source);
+    auto t = transfer(m_send, m_recv);
+    ASSERT_TRUE(t.sent.ok());
+    ASSERT_TRUE(t.received.ok());
+    EXPECT_TRUE(t.received->complete());
+    EXPECT_EQ(read_all(m_dst), read_all(m_src));
+    EXPECT_EQ(t.received->bytes_written, 2u * k_block);
+    EXPECT_EQ(t.sent->bytes_read, 2u * k_block);  // unchanged chunks were not read again
+    EXPECT_EQ(t.sent->digest.hex(), t.received->digest.hex());
+}
+
+TEST_F(StreamTest, SourceHashThatDisagreesWithTheDestinationForcesARead) {
+    ASSERT_TRUE(transfer(m_send, m_recv).received.ok());
+    auto baseline = hash_device(m_dst, k_block);
+    ASSERT_TRUE(baseline.ok());
+    ASSERT_TRUE(baseline->save(m_recv.state_path).ok());
+    // The hash pass saw chunk 9 differ (here: a made-up hash); it must be read and sent.
+    auto source = *baseline;
+    source.confirm(9, baseline->hash(9) ^ 1);
+    int fd = ::open(m_src.c_str(), O_WRONLY);
+    std::string data(k_block, 'y');
+    ASSERT_EQ(::pwrite(fd, data.data(), data.size(), static_cast<off_t>(9 * k_block)),
+              static_cast<ssize_t>(k_block));
+    ::close(fd);
+    m_send.known = known_from_state(*baseline);
+    m_send.source_hashes = known_from_state(source);
+    auto t = transfer(m_send, m_recv);
+    ASSERT_TRUE(t.received.ok());
+    EXPECT_TRUE(t.received->complete());
+    EXPECT_EQ(read_all(m_dst), read_all(m_src));
+    EXPECT_EQ(t.received->bytes_written, uint64_t{k_block});
+}
+
 TEST_F(StreamTest, SameFrameWithoutMatchingStateIsRejected) {
     // The sender believes the destination has every chunk; it has none.
     auto claimed = hash_device(m_src, k_block);
