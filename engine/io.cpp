@@ -73,8 +73,11 @@ char* AlignedBuffer::get(size_t size) {
     return m_data;
 }
 
-DirectReader::DirectReader(int buffered_fd, const std::string& path) : m_fd(buffered_fd) {
-    m_direct_fd = ::open(path.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+DirectReader::DirectReader(int buffered_fd, const std::string& path, ReadMode mode)
+    : m_fd(buffered_fd) {
+    if (mode == ReadMode::direct) {
+        m_direct_fd = ::open(path.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+    }
 }
 
 DirectReader::~DirectReader() {

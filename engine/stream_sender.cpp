@@ -10,12 +10,14 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 namespace vmlift::stream {
@@ -137,7 +139,11 @@ class Pipeline {
     }
 
     Result<SenderStats> run(int fd) {
-        DirectReader reader(fd, m_options.path);
+        // A delta reads scattered small chunks: buffered, with the kernel
+        // fetching the ones ahead of us in parallel (prefetch_changed).
+        DirectReader reader(
+            fd, m_options.path,
+            m_options.source_hashes.empty() ? ReadMode::direct : ReadMode::buffered);
         m_reader = &reader;
         SenderStats stats;
         stats.size = m_size;
@@ -213,7 +219,10 @@ class Pipeline {
             const uint64_t start = first * m_options.block_size;
             // Keep the disk busy ahead of us: reads after a skipped hole do
             // not trigger the kernel's own readahead.
-            if (!m_reader->direct() && start + k_prefetch > m_prefetched && m_prefetched < m_size) {
+            if (!m_options.source_hashes.empty()) {
+                prefetch_changed(fd, first);
+            } else if (!m_reader->direct() && start + k_prefetch > m_prefetched &&
+                       m_prefetched < m_size) {
                 uint64_t from = std::max(m_prefetched, start);
                 ::posix_fadvise(fd, static_cast<off_t>(from), static_cast<off_t>(k_prefetch),
                                 POSIX_FADV_WILLNEED);
@@ -225,12 +234,9 @@ class Pipeline {
                 piece.hole = extents.is_hole(pos, pos + piece.length);
                 pos += piece.length;
                 const uint64_t index = first + k;
-                const auto& known = m_options.known;
-                const auto& source = m_options.source_hashes;
-                if (!piece.hole && index < known.size() && index < source.size() && known[index] &&
-                    source[index] && *known[index] == *source[index]) {
+                if (!piece.hole && !needs_read(index)) {
                     piece.preset = true;
-                    piece.hash = *source[index];
+                    piece.hash = *m_options.source_hashes[index];
                 }
             }
             // One read per run of consecutive pieces that need reading.
@@ -255,6 +261,39 @@ class Pipeline {
         }
         stats.seek_data_used = extents.used();
         return {};
+    }
+
+    // True when chunk `index` must be read (its source hash is not known to
+    // match the destination's).
+    bool needs_read(uint64_t index) const {
+        const auto& known = m_options.known;
+        const auto& source = m_options.source_hashes;
+        return !(index < known.size() && index < source.size() && known[index] && source[index] &&
+                 *known[index] == *source[index]);
+    }
+
+    // Asks the kernel to fetch the chunks that must be read in the next
+    // k_prefetch_chunks from `from_index`, so their reads overlap.
+    void prefetch_changed(int fd, uint64_t from_index) {
+        const uint64_t count = m_hashes.size();
+        const uint64_t limit = std::min(count, from_index + k_prefetch_chunks);
+        uint64_t i = std::max(m_prefetch_index, from_index);
+        while (i < limit) {
+            if (!needs_read(i)) {
+                ++i;
+                continue;
+            }
+            uint64_t j = i;
+            while (j < limit && needs_read(j)) {
+                ++j;
+            }
+            const uint64_t from = i * m_options.block_size;
+            const uint64_t to = std::min(m_size, j * m_options.block_size);
+            ::posix_fadvise(fd, static_cast<off_t>(from), static_cast<off_t>(to - from),
+                            POSIX_FADV_WILLNEED);
+            i = j;
+        }
+        m_prefetch_index = std::max(m_prefetch_index, limit);
     }
 
     Status read_at(char* buffer, uint32_t length, uint64_t offset) {
@@ -432,6 +471,8 @@ class Pipeline {
 
     static constexpr uint64_t k_max_run = 1ULL << 30;
     static constexpr uint64_t k_prefetch = 32u << 20;
+    static constexpr uint64_t k_prefetch_chunks = 16384;
+    uint64_t m_prefetch_index = 0;
     uint64_t m_prefetched = 0;
 
     bool job_is_last(const Job& job) const {
@@ -494,7 +535,8 @@ Result<uint64_t> device_size(const std::string& path) {
     return size;
 }
 
-Result<ChunkState> hash_device(const std::string& path, uint32_t block_size) {
+Result<ChunkState> hash_device(const std::string& path, uint32_t block_size,
+                               const HashOptions& options) {
     auto size = device_size(path);
     if (!size.ok()) {
         return size.status();
@@ -504,35 +546,68 @@ Result<ChunkState> hash_device(const std::string& path, uint32_t block_size) {
         return source_error("cannot open", path);
     }
     ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-    DirectReader reader(fd, path);
-    Extents extents(fd, *size, true);
     ChunkState state(*size, block_size);
-    AlignedBuffer aligned;
-    char* buffer = aligned.get(std::max<size_t>(4u << 20, block_size));
     const uint64_t per_read = std::max<uint64_t>(1, (4u << 20) / block_size);
-    for (uint64_t first = 0; first < state.count(); first += per_read) {
-        const uint64_t n = std::min(per_read, state.count() - first);
-        const uint64_t start = first * block_size;
-        uint64_t bytes = 0;
-        for (uint64_t k = 0; k < n; ++k) {
-            bytes += chunk_length(*size, block_size, first + k);
+    const uint64_t groups = (state.count() + per_read - 1) / per_read;
+    // Several readers keep more than one request in flight (a single
+    // synchronous reader leaves the disk idle while it hashes and between
+    // requests); each takes the next group of chunks.
+    std::atomic<uint64_t> next{0};
+    std::mutex error_mutex;
+    Status error;
+    auto reader = [&] {
+        std::optional<DirectReader> direct;
+        if (options.direct) {
+            direct.emplace(fd, path);
         }
-        bool hole = extents.is_hole(start, start + bytes);
-        if (!hole) {
-            Status read = read_source(reader, path, buffer, bytes, start);
-            if (!read.ok()) {
-                ::close(fd);
-                return read;
+        Extents extents(fd, *size, true);
+        AlignedBuffer aligned;
+        char* buffer = aligned.get(std::max<size_t>(4u << 20, block_size));
+        for (uint64_t g = next++; g < groups; g = next++) {
+            const uint64_t first = g * per_read;
+            const uint64_t n = std::min(per_read, state.count() - first);
+            const uint64_t start = first * block_size;
+            uint64_t bytes = 0;
+            for (uint64_t k = 0; k < n; ++k) {
+                bytes += chunk_length(*size, block_size, first + k);
+            }
+            const bool hole = extents.is_hole(start, start + bytes);
+            if (!hole) {
+                int err = 0;
+                size_t got = direct ? direct->read(buffer, bytes, start, &err)
+                                    : pread_full(fd, buffer, bytes, start, &err);
+                if (err != 0 || got < bytes) {
+                    std::lock_guard lock(error_mutex);
+                    errno = err;
+                    error = err != 0 ? source_error("cannot read", path)
+                                     : Status(Code::io_error, "source " + path +
+                                                                  " ended early at offset " +
+                                                                  std::to_string(start + got));
+                    next = groups;
+                    return;
+                }
+            }
+            size_t at = 0;
+            for (uint64_t k = 0; k < n; ++k) {
+                uint32_t length = chunk_length(*size, block_size, first + k);
+                state.confirm(first + k,
+                              hole ? zero_hash(length) : hash_bytes(buffer + at, length));
+                at += length;
             }
         }
-        size_t at = 0;
-        for (uint64_t k = 0; k < n; ++k) {
-            uint32_t length = chunk_length(*size, block_size, first + k);
-            state.confirm(first + k, hole ? zero_hash(length) : hash_bytes(buffer + at, length));
-            at += length;
-        }
+    };
+    std::vector<std::thread> threads;
+    for (int t = 1; t < std::max(1, options.threads); ++t) {
+        threads.emplace_back(reader);
+    }
+    reader();
+    for (auto& t : threads) {
+        t.join();
     }
     ::close(fd);
+    if (!error.ok()) {
+        return error;
+    }
     return state;
 }
 

@@ -60,7 +60,12 @@ Result<uint64_t> device_size(const std::string& path);
 
 // Hashes every chunk of `path` (holes found with SEEK_DATA are not read)
 // and records them all as confirmed: the baseline of a delta copy.
-Result<ChunkState> hash_device(const std::string& path, uint32_t block_size);
+struct HashOptions {
+    bool direct = true;  // O_DIRECT reads where possible
+    int threads = 4;     // concurrent readers
+};
+Result<ChunkState> hash_device(const std::string& path, uint32_t block_size,
+                               const HashOptions& options = {});
 
 // Known hashes from a receiver's state: the confirmed chunks.
 std::vector<std::optional<uint64_t>> known_from_state(const ChunkState& state);

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "hooks/migrate_vm/context.h"
+#include "hooks/migrate_vm/inspect_command.h"
 #include "hooks/migrate_vm/ssh_check.h"
 #include "hooks/migrate_vm/stream_command.h"
 
@@ -28,6 +29,8 @@ int main(int argc, char** argv) {
     add_ssh_check_command(app, ssh_check);
     StreamOptions stream;
     add_stream_command(app, stream);
+    InspectOptions inspect;
+    add_inspect_command(app, inspect);
 
     try {
         app.parse(argc, argv);
@@ -48,6 +51,9 @@ int main(int argc, char** argv) {
     }
     if (app.got_subcommand("stream")) {
         return run_stream_command(ctx, stream);
+    }
+    if (app.got_subcommand("inspect")) {
+        return run_inspect(ctx, inspect);
     }
     return 2;
 }

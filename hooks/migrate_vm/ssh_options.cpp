@@ -22,6 +22,8 @@ Environment Environment::from_process() {
     env.ssh_auth_sock = get("SSH_AUTH_SOCK").value_or("");
     env.ssh_passphrase = get("VMLIFT_SSH_PASSPHRASE");
     env.ssh_password = get("VMLIFT_SSH_PASSWORD");
+    env.pve_token_secret = get("VMLIFT_PVE_TOKEN_SECRET");
+    env.pve_password = get("VMLIFT_PVE_PASSWORD");
     char self[4096];
     ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
     if (n > 0) {

@@ -43,9 +43,11 @@ struct Environment {
     std::string home;
     std::string path;
     std::string ssh_auth_sock;
-    std::optional<std::string> ssh_passphrase;  // VMLIFT_SSH_PASSPHRASE
-    std::optional<std::string> ssh_password;    // VMLIFT_SSH_PASSWORD
-    std::string self_dir;                       // directory of this executable
+    std::optional<std::string> ssh_passphrase;    // VMLIFT_SSH_PASSPHRASE
+    std::optional<std::string> ssh_password;      // VMLIFT_SSH_PASSWORD
+    std::optional<std::string> pve_token_secret;  // VMLIFT_PVE_TOKEN_SECRET
+    std::optional<std::string> pve_password;      // VMLIFT_PVE_PASSWORD
+    std::string self_dir;                         // directory of this executable
     static Environment from_process();
 };
 
