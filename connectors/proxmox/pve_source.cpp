@@ -162,6 +162,9 @@ Result<VmSpec> PveSource::inspect() {
     if (spec.lock.empty()) {
         spec.lock = str(*status, "lock");
     }
+    if (str(*status, "agent") == "1") {
+        spec.agent = true;  // status/current reports the configured agent
+    }
 
     // Real sizes and host paths from the storage layer.
     for (auto& disk : spec.disks) {
