@@ -427,4 +427,14 @@ Status PveSource::agent_file_write(const std::string& path, const std::string& c
     return r.ok() ? Status() : r.status();
 }
 
+Status set_hookscript_over_ssh(SshTransport& node, int vmid, const std::string& volume) {
+    auto r = exec_checked(node, {"qm", "set", std::to_string(vmid), "--hookscript", volume});
+    if (!r.ok()) {
+        return Status(r.status().code(), "qm set " + std::to_string(vmid) + " --hookscript " +
+                                             volume + " on " + node.target().host + ": " +
+                                             r.status().message());
+    }
+    return {};
+}
+
 }  // namespace vmlift::proxmox

@@ -22,7 +22,8 @@
 //     snapshot_create/delete(name)
 //     set_hookscript(volume)    needs root@pam with a ticket (Proxmox
 //                               refuses tokens for it); otherwise the error
-//                               says to use SSH and `qm set`.
+//                               says to use SSH and `qm set`, which
+//                               set_hookscript_over_ssh() does.
 //     agent_exec(argv, stdin)   runs a command in the guest and waits for it;
 //     agent_file_write(path, content)
 //   Before any action it checks the lock, HA management and the paused
@@ -35,6 +36,7 @@
 #include <vector>
 
 #include "connectors/proxmox/pve_client.h"
+#include "engine/transport.h"
 #include "engine/vm_spec.h"
 
 namespace vmlift::proxmox {
@@ -86,5 +88,9 @@ class PveSource {
     std::string m_node;
     int m_vmid = 0;
 };
+
+// The other way to set a hookscript: `qm set VMID --hookscript VOLUME` on the
+// VM's node over SSH (as root), for API users other than root@pam.
+Status set_hookscript_over_ssh(SshTransport& node, int vmid, const std::string& volume);
 
 }  // namespace vmlift::proxmox

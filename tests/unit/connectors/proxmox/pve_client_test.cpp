@@ -3,6 +3,8 @@
 // retry wrapper.
 #include "connectors/proxmox/pve_client.h"
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -12,6 +14,8 @@
 
 #include "connectors/proxmox/pve_source.h"
 #include "engine/clock.h"
+#include "tests/support/local_transport.h"
+#include "tests/support/temp_dir.h"
 
 namespace vmlift::proxmox {
 namespace {
@@ -218,6 +222,41 @@ TEST(RetryingHttpClient, RetriesIdempotentRequestsOnlyWithBackoff) {
     HttpRequest down{HttpMethod::get, "/down", {}, "", true};
     EXPECT_EQ(retry.send(down).status().code(), Code::unreachable);
     EXPECT_EQ(sleeper.sleeps.size(), 3u);  // 4 attempts
+}
+
+// Runs `qm` as a script in a temp dir, through the real quoting path.
+class FakeQmNode : public testing_support::LocalTransport {
+  public:
+    explicit FakeQmNode(std::string qm) : m_qm(std::move(qm)) {}
+    Result<ExitStatus> exec(const std::vector<std::string>& argv, RunIo io,
+                            ExecOptions options = {}) override {
+        auto copy = argv;
+        if (!copy.empty() && copy[0] == "qm") {
+            copy[0] = m_qm;
+        }
+        return LocalTransport::exec(copy, io, options);
+    }
+
+  private:
+    std::string m_qm;
+};
+
+TEST(PveSource, HookscriptOverSshRunsQmSet) {
+    testing_support::TempDir dir;
+    const std::string qm = dir.file("qm");
+    {
+        std::ofstream out(qm);
+        out << "#!/bin/sh\nprintf '%s|' \"$@\" > " << dir.file("args") << "\n"
+            << "[ \"$2\" = 999 ] && { echo \"Configuration file 'nodes/pve1/qemu-server/999.conf' "
+               "does not exist\" >&2; exit 2; }\nexit 0\n";
+    }
+    ::chmod(qm.c_str(), 0755);
+    FakeQmNode node(qm);
+    ASSERT_TRUE(set_hookscript_over_ssh(node, 130, "local:snippets/vmlift guard.sh").ok());
+    EXPECT_EQ(slurp(dir.file("args")), "set|130|--hookscript|local:snippets/vmlift guard.sh|");
+    Status st = set_hookscript_over_ssh(node, 999, "local:snippets/x.sh");
+    EXPECT_FALSE(st.ok());
+    EXPECT_NE(st.message().find("999.conf' does not exist"), std::string::npos) << st.message();
 }
 
 TEST(PveUrl, ParsesUserHostPortAndVm) {
