@@ -280,6 +280,13 @@ TEST_F(PveConnector, AuthPermissionAndNotFoundErrors) {
     EXPECT_EQ(missing->exit.code, 4) << missing->err;
     EXPECT_NE(missing->err.find("no QEMU VM 999"), std::string::npos);
 
+    // Nothing listens on port 1: unreachable (8), after the GET retries.
+    auto down = cli({"inspect", "pve://127.0.0.1:1/120", "--pve-token-id", "root@pam!vmlift",
+                     "--pve-token-secret-file", m_dir.file("secret"), "--pve-insecure"});
+    ASSERT_TRUE(down.ok());
+    EXPECT_EQ(down->exit.code, 8) << down->err;
+    EXPECT_NE(down->err.find("cannot connect"), std::string::npos) << down->err;
+
     write(m_dir.file("badpw"), "wrong\n", 0600);
     auto login = cli({"inspect", m_sim->url("120"), "--pve-password-file", m_dir.file("badpw"),
                       "--pve-fingerprint", m_sim->fingerprint()});
