@@ -1,54 +1,14 @@
 #include "connectors/http/curl_http.h"
 
+#include "connectors/http/curl_tls.h"
+
 #include <curl/curl.h>
-#include <openssl/evp.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
 
 #include <cctype>
 #include <mutex>
 
 namespace vmlift::http {
 namespace {
-
-std::string hex_fingerprint(const unsigned char* md, unsigned int len) {
-    static const char* hex = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned int i = 0; i < len; ++i) {
-        if (i) {
-            out += ':';
-        }
-        out += hex[md[i] >> 4];
-        out += hex[md[i] & 15];
-    }
-    return out;
-}
-
-struct PinState {
-    std::string expected;  // normalized
-    std::string seen;      // the leaf's fingerprint, for the error
-};
-
-// Replaces OpenSSL's chain verification: accept exactly the pinned leaf.
-int verify_pinned(X509_STORE_CTX* ctx, void* arg) {
-    auto* pin = static_cast<PinState*>(arg);
-    X509* leaf = X509_STORE_CTX_get0_cert(ctx);
-    if (!leaf) {
-        return 0;
-    }
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (X509_digest(leaf, EVP_sha256(), md, &len) != 1) {
-        return 0;
-    }
-    pin->seen = hex_fingerprint(md, len);
-    return pin->seen == pin->expected ? 1 : 0;
-}
-
-CURLcode ssl_ctx_hook(CURL*, void* ssl_ctx, void* arg) {
-    SSL_CTX_set_cert_verify_callback(static_cast<SSL_CTX*>(ssl_ctx), verify_pinned, arg);
-    return CURLE_OK;
-}
 
 size_t on_body(char* data, size_t size, size_t n, void* arg) {
     static_cast<std::string*>(arg)->append(data, size * n);
@@ -154,29 +114,7 @@ Result<HttpResponse> CurlHttpClient::send(const HttpRequest& request) {
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &response.body);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &response);
-    switch (o.tls.mode) {
-        case TlsMode::system:
-            curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-            curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-            break;
-        case TlsMode::ca_file:
-            curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-            curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-            curl_easy_setopt(c, CURLOPT_CAINFO, o.tls.ca_file.c_str());
-            break;
-        case TlsMode::pinned:
-            curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-            curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-            curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_hook);
-            curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, &m_impl->pin);
-            // A new handshake for every pinned connection, so the check runs.
-            curl_easy_setopt(c, CURLOPT_SSL_SESSIONID_CACHE, 0L);
-            break;
-        case TlsMode::insecure:
-            curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-            curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-            break;
-    }
+    apply_tls(c, o.tls, &m_impl->pin);
     struct curl_slist* headers = nullptr;
     for (const auto& [name, value] : request.headers) {
         headers = curl_slist_append(headers, (name + ": " + value).c_str());
@@ -203,32 +141,7 @@ Result<HttpResponse> CurlHttpClient::send(const HttpRequest& request) {
     CURLcode rc = curl_easy_perform(c);
     curl_slist_free_all(headers);
     if (rc != CURLE_OK) {
-        std::string what = curl_easy_strerror(rc);
-        if (o.tls.mode == TlsMode::pinned && !m_impl->pin.seen.empty() &&
-            m_impl->pin.seen != m_impl->pin.expected) {
-            return Status(Code::host_key,
-                          o.base_url + ": the server's certificate fingerprint is " +
-                              m_impl->pin.seen + ", not the pinned " + m_impl->pin.expected +
-                              "; check the host, then update the pin");
-        }
-        switch (rc) {
-            case CURLE_PEER_FAILED_VERIFICATION:
-            case CURLE_SSL_CACERT_BADFILE:
-            case CURLE_SSL_CERTPROBLEM:
-                return Status(Code::host_key,
-                              o.base_url + ": TLS certificate not trusted (" + what +
-                                  "); give the CA file or pin the certificate's fingerprint");
-            case CURLE_OPERATION_TIMEDOUT:
-                return Status(Code::timeout, o.base_url + ": timed out (" + what + ")");
-            case CURLE_COULDNT_RESOLVE_HOST:
-            case CURLE_COULDNT_CONNECT:
-                return Status(Code::unreachable, o.base_url + ": cannot connect (" + what +
-                                                     "); check the host, port and firewall");
-            case CURLE_SSL_CONNECT_ERROR:
-                return Status(Code::host_key, o.base_url + ": TLS handshake failed (" + what + ")");
-            default:
-                return Status(Code::connection_lost, o.base_url + ": " + what);
-        }
+        return curl_error(rc, o.base_url, o.tls, m_impl->pin);
     }
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
