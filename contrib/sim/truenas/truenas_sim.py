@@ -1,0 +1,258 @@
+#!/usr/bin/python3
+"""TrueNAS SCALE API simulator for vmlift's tests and lab.
+
+An independent implementation (python3-websockets, python3-jsonschema) of the
+transports and methods vmlift uses, served as one chosen release:
+
+    truenas_sim.py --release 25.10 --schemas DIR --state DIR [--listen 127.0.0.1:0]
+                   [--api-key-file FILE] [--user root] [--plain]
+
+Releases: 24.10 (REST /api/v2.0 only; GET /api/versions is 404), 25.04.0 and
+25.04.1 (JSON-RPC, no vm.* methods), 25.04.2, 25.10, 26 (JSON-RPC at
+/api/vXX for every API version the release has; REST gone on 26). Each
+JSON-RPC call is checked against that release's published schema (DIR/vXX.json):
+unknown keys rejected, no type coercion, enums; errors have the real shapes
+(-32601 "Method does not exist", -32602 with "[ERRNO] attribute: message"
+lines, -32001 with errname/reason). Unauthenticated calls other than auth.*
+and core.ping are refused. An API key sent over plain ws:// from a
+non-loopback peer is revoked (login answers EXPIRED), as TrueNAS does.
+With core.set_options({"legacy_jobs": false}) (25.10+) job methods answer when
+the job ends; otherwise they answer a job id to poll with core.get_jobs.
+
+The state directory receives cert.pem/key.pem, `fingerprint`, and `port`.
+POST-free control: a JSON-RPC call to `sim.inject` (after login) makes the next
+call of a method fail with a given error object.
+"""
+import argparse
+import asyncio
+import hashlib
+import http
+import json
+import os
+import ssl
+import subprocess
+import threading
+import time
+
+import jsonschema
+import websockets
+
+RELEASES = {
+    "24.10": {"versions": None, "schema": "v24.10.json", "vm": True, "rest": True,
+              "version_short": "24.10.2.4"},
+    "25.04.0": {"versions": ["v24.10", "v25.04.0"], "schema": None, "vm": False, "rest": True,
+                "version_short": "25.04.0"},
+    "25.04.1": {"versions": ["v24.10", "v25.04.0", "v25.04.1"], "schema": None, "vm": False,
+                "rest": True, "version_short": "25.04.1"},
+    "25.04.2": {"versions": ["v24.10", "v25.04.0", "v25.04.1", "v25.04.2"],
+                "schema": "v25.04.2.json", "vm": True, "rest": True, "version_short": "25.04.2.6"},
+    "25.10": {"versions": ["v24.10", "v25.04.0", "v25.04.1", "v25.04.2", "v25.10.0", "v25.10.1",
+                           "v25.10.2", "v25.10.3", "v25.10.4", "v25.10.5"],
+              "schema": "v25.10.5.json", "vm": True, "rest": True, "version_short": "25.10.6"},
+    "26": {"versions": ["v24.10", "v25.04.0", "v25.04.1", "v25.04.2", "v25.10.0", "v25.10.1",
+                        "v25.10.2", "v25.10.3", "v25.10.4", "v25.10.5", "v26.0.0"],
+           "schema": "v26.0.0.json", "vm": True, "rest": False, "version_short": "26.0.0"},
+}
+
+ALWAYS_ALLOWED = {"auth.login_ex", "auth.login_with_api_key", "auth.login", "core.ping"}
+
+
+class CallError(Exception):
+    def __init__(self, code, message, errname=None, reason=None, errno=None):
+        super().__init__(message)
+        self.code, self.message, self.errname, self.reason, self.errno = (
+            code, message, errname, reason, errno)
+
+    def to_json(self):
+        e = {"code": self.code, "message": self.message}
+        if self.errname or self.reason:
+            e["data"] = {"error": self.errno or 22, "errname": self.errname or "EINVAL",
+                         "reason": self.reason or self.message,
+                         "trace": {"class": "CallError", "frames": [], "formatted": ""},
+                         "extra": []}
+        return e
+
+
+def strip_markers(schema):
+    """The dumps mark required parameters with a boolean `required`; JSON
+    Schema wants an array there. Drops the marker (and legacy `_..._` keys)."""
+    if isinstance(schema, dict):
+        return {k: strip_markers(v) for k, v in schema.items()
+                if not (k == "required" and isinstance(v, bool)) and not (k.startswith("_") and k.endswith("_"))}
+    if isinstance(schema, list):
+        return [strip_markers(v) for v in schema]
+    return schema
+
+
+class Sim:
+    def __init__(self, args):
+        self.release = RELEASES[args.release]
+        self.name = args.release
+        self.methods = {}
+        if self.release["schema"]:
+            with open(os.path.join(args.schemas, self.release["schema"])) as f:
+                self.methods = json.load(f)["methods"]
+        self.api_key = "1-simsecret"
+        if args.api_key_file:
+            with open(args.api_key_file) as f:
+                self.api_key = f.read().strip()
+        self.user = args.user
+        self.revoked = False
+        self.jobs = {}
+        self.next_job = 1
+        self.injections = {}
+        self.lock = threading.Lock()
+
+    def validate(self, method, params):
+        spec = self.methods.get(method)
+        if spec is None:
+            return
+        pspecs = spec.get("params", [])
+        if len(params) > len(pspecs):
+            raise CallError(-32602, "Invalid params", "EINVAL",
+                            "[EINVAL] %s: too many arguments\n" % method)
+        errors = []
+        for i, (value, pspec) in enumerate(zip(params, pspecs)):
+            name = pspec.get("title", "param%d" % i)
+            schema = strip_markers(pspec)
+            validator = jsonschema.Draft202012Validator(schema)
+            for err in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path)):
+                path = ".".join([name.lower()] + [str(p) for p in err.absolute_path])
+                if err.validator == "additionalProperties":
+                    extra = err.message.split("'")[1] if "'" in err.message else ""
+                    path = path + "." + extra if extra else path
+                    msg = "Extra inputs are not permitted"
+                elif err.validator == "type":
+                    msg = "Input should be a valid %s" % err.validator_value
+                elif err.validator == "enum":
+                    msg = "Input should be %s" % " or ".join(repr(v) for v in err.validator_value)
+                else:
+                    msg = err.message
+                errors.append("[EINVAL] %s: %s" % (path, msg))
+        if errors:
+            raise CallError(-32602, "Invalid params", "EINVAL", "\n".join(errors) + "\n")
+
+    def call(self, session, method, params):
+        inj = self.injections.pop(method, None)
+        if inj:
+            raise CallError(inj.get("code", -32001), inj.get("message", "injected"),
+                            inj.get("errname"), inj.get("reason"))
+        if method == "sim.inject":
+            self.injections[params[0]] = params[1]
+            return True
+        known = set(self.methods) | {"core.ping"}
+        if method not in known or (method.startswith("vm.") and not self.release["vm"]):
+            raise CallError(-32601, "Method does not exist")
+        if method not in ALWAYS_ALLOWED and not session["authenticated"]:
+            raise CallError(-32001, "Not authenticated", "EACCES", "Not authenticated")
+        self.validate(method, params)
+        if method == "core.ping":
+            return "pong"
+        if method == "auth.login_ex":
+            p = params[0]
+            if p.get("mechanism") != "API_KEY_PLAIN":
+                return {"response_type": "AUTH_ERR"}
+            if not session["secure"] and p.get("api_key") == self.api_key:
+                self.revoked = True
+                return {"response_type": "EXPIRED"}
+            if self.revoked or p.get("api_key") != self.api_key or p.get("username") != self.user:
+                return {"response_type": "AUTH_ERR"}
+            session["authenticated"] = True
+            return {"response_type": "SUCCESS", "user_info": None, "authenticator": "LEVEL_1"}
+        if method == "auth.login_with_api_key":
+            ok = params[0] == self.api_key and not self.revoked and session["secure"]
+            session["authenticated"] = ok
+            return ok
+        if method == "system.version_short":
+            return self.release["version_short"]
+        if method == "system.info":
+            return {"version": "TrueNAS-SCALE-" + self.release["version_short"], "hostname": "truenas"}
+        if method == "core.set_options":
+            session["options"].update(params[0])
+            return dict(session["options"])
+        if method == "core.get_jobs":
+            jobs = list(self.jobs.values())
+            for f in (params[0] if params else []):
+                if len(f) == 3 and f[1] == "=":
+                    jobs = [j for j in jobs if j.get(f[0]) == f[2]]
+            return jobs
+        raise CallError(-32001, "Method %s is not implemented by the simulator" % method, "ENOTSUP",
+                        "not implemented by the simulator yet")
+
+
+async def serve(sim, args):
+    cert, key = os.path.join(args.state, "cert.pem"), os.path.join(args.state, "key.pem")
+    if not os.path.exists(cert):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                        "-out", cert, "-days", "30", "-subj", "/CN=truenas-sim", "-addext",
+                        "subjectAltName=IP:127.0.0.1,DNS:localhost"], check=True, capture_output=True)
+    der = ssl.PEM_cert_to_DER_cert(open(cert).read())
+    fp = hashlib.sha256(der).hexdigest().upper()
+    ctx = None
+    if not args.plain:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+    versions = sim.release["versions"]
+
+    async def process_request(path, headers):
+        if path == "/api/versions":
+            if versions is None:
+                return http.HTTPStatus.NOT_FOUND, [("Content-Type", "text/plain")], b"404: Not Found"
+            return http.HTTPStatus.OK, [("Content-Type", "application/json")], json.dumps(versions).encode()
+        if versions is None or not path.startswith("/api/") or (
+                path[len("/api/"):] not in versions and path != "/api/current"):
+            return http.HTTPStatus.NOT_FOUND, [("Content-Type", "text/plain")], b"404: Not Found"
+        return None
+
+    async def handler(ws, path=None):
+        peer = ws.remote_address[0] if ws.remote_address else ""
+        session = {"authenticated": False, "options": {"legacy_jobs": True},
+                   "secure": ctx is not None or peer in ("127.0.0.1", "::1")}
+        async for raw in ws:
+            try:
+                req = json.loads(raw)
+            except ValueError:
+                await ws.send(json.dumps({"jsonrpc": "2.0", "id": None,
+                                          "error": {"code": -32700, "message": "Parse error"}}))
+                continue
+            rid = req.get("id")
+            if req.get("jsonrpc") != "2.0" or "method" not in req:
+                await ws.send(json.dumps({"jsonrpc": "2.0", "id": rid,
+                                          "error": {"code": -32600, "message": "Invalid Request"}}))
+                continue
+            params = req.get("params", [])
+            try:
+                with sim.lock:
+                    result = sim.call(session, req["method"], params if isinstance(params, list) else [params])
+                reply = {"jsonrpc": "2.0", "id": rid, "result": result}
+            except CallError as e:
+                reply = {"jsonrpc": "2.0", "id": rid, "error": e.to_json()}
+            if rid is not None:
+                await ws.send(json.dumps(reply))
+
+    server = await websockets.serve(handler, args.listen.rsplit(":", 1)[0], int(args.listen.rsplit(":", 1)[1]),
+                                    ssl=ctx, process_request=process_request, max_size=64 << 20)
+    with open(os.path.join(args.state, "fingerprint"), "w") as f:
+        f.write(":".join(fp[i:i + 2] for i in range(0, len(fp), 2)) + "\n")
+    with open(os.path.join(args.state, "port.tmp"), "w") as f:
+        f.write("%d\n" % server.sockets[0].getsockname()[1])
+    os.rename(os.path.join(args.state, "port.tmp"), os.path.join(args.state, "port"))
+    await asyncio.Future()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--release", required=True, choices=sorted(RELEASES))
+    ap.add_argument("--schemas", required=True)
+    ap.add_argument("--state", required=True)
+    ap.add_argument("--listen", default="127.0.0.1:0")
+    ap.add_argument("--api-key-file", help="the one valid API key (default 1-simsecret)")
+    ap.add_argument("--user", default="root")
+    ap.add_argument("--plain", action="store_true", help="serve ws:// instead of wss://")
+    args = ap.parse_args()
+    os.makedirs(args.state, exist_ok=True)
+    asyncio.run(serve(Sim(args), args))
+
+
+if __name__ == "__main__":
+    main()

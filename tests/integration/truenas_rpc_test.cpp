@@ -1,0 +1,236 @@
+// The TrueNAS API layer against the simulator, one simulated release at a
+// time: which API each release gets, login, and the error shapes.
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "connectors/http/curl_http.h"
+#include "connectors/truenas/jsonrpc.h"
+#include "engine/process.h"
+#include "tests/support/temp_dir.h"
+
+namespace vmlift::truenas {
+namespace {
+
+using testing_support::TempDir;
+
+std::string slurp(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+constexpr const char* k_key = "7-Zq1hV0kqk5g3sQeQ1oVQmSCbq0fQx1Jg2Pq1m2";
+
+class TrueNasSim {
+  public:
+    static std::string skip_reason() {
+        PosixProcessRunner r;
+        ProcessSpec check;
+        check.argv = {"/usr/bin/python3", "-c", "import websockets, jsonschema"};
+        check.env = default_tool_env();
+        auto c = run_captured(r, check);
+        if (!c.ok() || c->exit.code != 0) {
+            return "needs /usr/bin/python3 with python3-websockets and python3-jsonschema";
+        }
+        return {};
+    }
+    TrueNasSim(const std::string& release, bool plain = false) {
+        std::ofstream(m_dir.file("key")) << k_key << "\n";
+        ProcessSpec spec;
+        spec.argv = {"/usr/bin/python3", VMLIFT_SOURCE_DIR "/contrib/sim/truenas/truenas_sim.py",
+                     "--release",        release,
+                     "--schemas",        VMLIFT_SOURCE_DIR "/tests/data/truenas/api-schemas",
+                     "--state",          m_dir.file("state"),
+                     "--api-key-file",   m_dir.file("key")};
+        if (plain) {
+            spec.argv.push_back("--plain");
+        }
+        spec.env = default_tool_env();
+        spec.stderr_redirect = Redirect::truncate_to(m_dir.file("sim.log"));
+        auto p = m_runner.start(spec);
+        if (p.ok()) {
+            m_process = std::move(*p);
+        }
+        for (int i = 0; i < 300 && slurp(m_dir.file("state/port")).empty(); ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        std::string port = slurp(m_dir.file("state/port"));
+        m_port = port.empty() ? 0 : std::stoi(port);
+        std::string fp = slurp(m_dir.file("state/fingerprint"));
+        m_fingerprint = fp.substr(0, fp.find('\n'));
+    }
+    ~TrueNasSim() {
+        if (m_process) {
+            m_process->terminate(std::chrono::milliseconds(1000));
+        }
+    }
+    int port() const { return m_port; }
+    http::TlsOptions tls() const { return {http::TlsMode::pinned, "", m_fingerprint}; }
+    std::string log() const { return slurp(m_dir.file("sim.log")); }
+
+    Result<ApiChoice> detect() {
+        http::CurlOptions o;
+        o.base_url = "https://127.0.0.1:" + std::to_string(m_port);
+        o.tls = tls();
+        http::CurlHttpClient client(o);
+        auto r = client.send({HttpMethod::get, "/api/versions", {}, "", true});
+        if (!r.ok()) {
+            return r.status();
+        }
+        return choose_api(r->status, r->body);
+    }
+
+    Result<std::unique_ptr<JsonRpc>> rpc(const std::string& path, bool plain = false) {
+        http::WsOptions o;
+        o.url = std::string(plain ? "ws" : "wss") + "://127.0.0.1:" + std::to_string(m_port) + path;
+        o.tls = tls();
+        auto ws = http::WebSocket::connect(o);
+        if (!ws.ok()) {
+            return ws.status();
+        }
+        return std::make_unique<JsonRpc>(std::move(*ws), o.url, std::chrono::seconds(20));
+    }
+
+  private:
+    TempDir m_dir;
+    PosixProcessRunner m_runner;
+    std::unique_ptr<Process> m_process;
+    int m_port = 0;
+    std::string m_fingerprint;
+};
+
+class TrueNasRpc : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        std::string skip = TrueNasSim::skip_reason();
+        if (!skip.empty()) {
+            GTEST_SKIP() << skip;
+        }
+    }
+};
+
+TEST_F(TrueNasRpc, EachReleaseGetsItsApiOrAClearRefusal) {
+    struct Case {
+        const char* release;
+        ApiKind kind;
+        const char* path;
+        const char* version;
+    };
+    for (const Case& c : {Case{"25.04.2", ApiKind::jsonrpc, "/api/v25.04.2", "25.04.2.6"},
+                          Case{"25.10", ApiKind::jsonrpc, "/api/v25.10.0", "25.10.6"},
+                          Case{"26", ApiKind::jsonrpc, "/api/v25.10.0", "26.0.0"},
+                          Case{"24.10", ApiKind::rest_v2, "/api/v2.0", ""}}) {
+        TrueNasSim sim(c.release);
+        ASSERT_GT(sim.port(), 0) << sim.log();
+        auto api = sim.detect();
+        ASSERT_TRUE(api.ok()) << c.release << ": " << api.status().message();
+        EXPECT_EQ(api->kind, c.kind) << c.release;
+        EXPECT_EQ(api->path, c.path) << c.release;
+        if (c.kind != ApiKind::jsonrpc) {
+            continue;
+        }
+        auto rpc = sim.rpc(api->path);
+        ASSERT_TRUE(rpc.ok()) << rpc.status().message();
+        ASSERT_TRUE(login_with_api_key(**rpc, "root", k_key).ok()) << c.release;
+        auto version = (*rpc)->call("system.version_short");
+        ASSERT_TRUE(version.ok()) << version.status().message();
+        EXPECT_EQ(*version, c.version);
+        EXPECT_TRUE(check_release(version->get<std::string>()).ok());
+    }
+    for (const char* old : {"25.04.0", "25.04.1"}) {
+        TrueNasSim sim(old);
+        auto api = sim.detect();
+        EXPECT_EQ(api.status().code(), Code::invalid_input) << old;
+        EXPECT_NE(api.status().message().find("upgrade to TrueNAS 25.04.2 or later"),
+                  std::string::npos)
+            << api.status().message();
+    }
+    EXPECT_FALSE(check_release("25.04.1").ok());
+}
+
+TEST_F(TrueNasRpc, LoginFailuresAndThePlainWsGuard) {
+    TrueNasSim sim("25.10");
+    auto rpc = sim.rpc("/api/v25.10.0");
+    ASSERT_TRUE(rpc.ok());
+    auto before = (*rpc)->call("system.version_short");
+    EXPECT_EQ(before.status().code(), Code::permission_denied);
+    EXPECT_NE(before.status().message().find("Not authenticated"), std::string::npos);
+    Status wrong = login_with_api_key(**rpc, "root", "7-wrong");
+    EXPECT_EQ(wrong.code(), Code::auth_failed);
+    EXPECT_NE(wrong.message().find("AUTH_ERR"), std::string::npos) << wrong.message();
+    EXPECT_EQ(wrong.message().find("7-wrong"), std::string::npos);
+
+    // Plain ws:// to a remote host: refused before anything is sent.
+    TrueNasSim plain("25.10", true);
+    http::WsOptions o;
+    o.url = "ws://127.0.0.1:" + std::to_string(plain.port()) + "/api/v25.10.0";
+    auto ws = http::WebSocket::connect(o);
+    ASSERT_TRUE(ws.ok()) << ws.status().message();
+    JsonRpc remote(std::move(*ws), "ws://198.18.0.10/api/v25.10.0");
+    Status refused = login_with_api_key(remote, "root", k_key);
+    EXPECT_EQ(refused.code(), Code::invalid_input);
+    EXPECT_NE(refused.message().find("use wss://"), std::string::npos);
+    // Loopback over plain ws is allowed (what midclt on the box itself does).
+    auto local = plain.rpc("/api/v25.10.0", true);
+    ASSERT_TRUE(local.ok());
+    EXPECT_TRUE(login_with_api_key(**local, "root", k_key).ok());
+}
+
+TEST_F(TrueNasRpc, ErrorsKeepTrueNasMeaning) {
+    TrueNasSim sim("25.10");
+    auto rpc = sim.rpc("/api/v25.10.0");
+    ASSERT_TRUE(rpc.ok());
+    ASSERT_TRUE(login_with_api_key(**rpc, "root", k_key).ok());
+    auto missing = (*rpc)->call("vm.frobnicate");
+    EXPECT_EQ(missing.status().code(), Code::not_found);
+    EXPECT_NE(missing.status().message().find("no method vm.frobnicate"), std::string::npos);
+    auto typed = (*rpc)->call("core.set_options", {{{"legacy_jobs", "no"}}});
+    EXPECT_EQ(typed.status().code(), Code::invalid_input);
+    EXPECT_NE(
+        typed.status().message().find("legacy_jobs: Input should be a valid boolean (EINVAL)"),
+        std::string::npos)
+        << typed.status().message();
+    auto ok = (*rpc)->call("core.set_options", {{{"legacy_jobs", false}}});
+    ASSERT_TRUE(ok.ok()) << ok.status().message();
+    EXPECT_EQ((*ok)["legacy_jobs"], false);
+    ASSERT_TRUE((*rpc)
+                    ->call("sim.inject", {"vm.query",
+                                          {{"code", -32001},
+                                           {"message", "Method call error"},
+                                           {"errname", "ENOENT"},
+                                           {"reason", "VM 7 does not exist"}}})
+                    .ok());
+    auto gone = (*rpc)->call("vm.query");
+    EXPECT_EQ(gone.status().code(), Code::not_found);
+    EXPECT_EQ(gone.status().message(), "vm.query failed: VM 7 does not exist (ENOENT)");
+}
+
+TEST(TrueNasApiChoice, FromVersionLists) {
+    EXPECT_EQ(choose_api(404, "")->kind, ApiKind::rest_v2);
+    EXPECT_EQ(choose_api(200, R"(["v24.10","v25.04.0","v25.04.1","v25.04.2"])")->path,
+              "/api/v25.04.2");
+    EXPECT_EQ(choose_api(200, R"(["v25.04.2","v25.10.0","v26.0.0"])")->path, "/api/v25.10.0");
+    EXPECT_EQ(choose_api(500, "").status().code(), Code::remote_failed);
+    EXPECT_EQ(choose_api(200, "{}").status().code(), Code::remote_failed);
+    Status v = rpc_error("vm.create", {{"code", -32602},
+                                       {"message", "Invalid params"},
+                                       {"data",
+                                        {{"errname", "EINVAL"},
+                                         {"reason",
+                                          "[EEXIST] vm_create.name: This name already exists.\n"
+                                          "[EINVAL] vm_create.memory: Input should be greater than "
+                                          "or equal to 20\n"}}}});
+    EXPECT_EQ(v.code(), Code::invalid_input);
+    EXPECT_EQ(v.message(),
+              "vm.create rejected its parameters: vm_create.name: This name already exists. "
+              "(EEXIST); vm_create.memory: Input should be greater than or equal to 20 (EINVAL)");
+}
+
+}  // namespace
+}  // namespace vmlift::truenas
