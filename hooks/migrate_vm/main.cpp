@@ -7,6 +7,7 @@
 
 #include "hooks/migrate_vm/context.h"
 #include "hooks/migrate_vm/inspect_command.h"
+#include "hooks/migrate_vm/provision_command.h"
 #include "hooks/migrate_vm/ssh_check.h"
 #include "hooks/migrate_vm/stream_command.h"
 
@@ -31,6 +32,8 @@ int main(int argc, char** argv) {
     add_stream_command(app, stream);
     InspectOptions inspect;
     add_inspect_command(app, inspect);
+    ProvisionOptions provision;
+    add_provision_command(app, provision);
 
     try {
         app.parse(argc, argv);
@@ -54,6 +57,9 @@ int main(int argc, char** argv) {
     }
     if (app.got_subcommand("inspect")) {
         return run_inspect(ctx, inspect);
+    }
+    if (app.got_subcommand("provision")) {
+        return run_provision(ctx, provision);
     }
     return 2;
 }

@@ -2,7 +2,9 @@
 // time: which API each release gets, login, and the error shapes.
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -209,6 +211,58 @@ TEST_F(TrueNasRpc, ErrorsKeepTrueNasMeaning) {
     auto gone = (*rpc)->call("vm.query");
     EXPECT_EQ(gone.status().code(), Code::not_found);
     EXPECT_EQ(gone.status().message(), "vm.query failed: VM 7 does not exist (ENOENT)");
+}
+
+// The dry run's payloads, checked by the simulator's validator against each
+// release's published schema; and the shapes of one release refused by another.
+TEST_F(TrueNasRpc, ProvisionDryRunMatchesEachReleasesSchema) {
+    PosixProcessRunner runner;
+    auto run = [&](std::vector<std::string> argv, const std::string& input = {}) {
+        ProcessSpec spec;
+        spec.argv = std::move(argv);
+        spec.env = default_tool_env();
+        spec.timeout = std::chrono::seconds(60);
+        auto r = run_captured(runner, spec, input);
+        EXPECT_TRUE(r.ok());
+        return r.ok() ? *r : Captured{};
+    };
+    TempDir dir;
+    auto inspected = run({VMLIFT_MIGRATE_VM, "--json", "inspect", "--from-file",
+                          VMLIFT_SOURCE_DIR
+                          "/tests/data/proxmox/constructed/120-uefi-tpm-cloudinit-pending.conf"});
+    ASSERT_EQ(inspected.exit.code, 0) << inspected.err;
+    std::ofstream(dir.file("spec.json")) << inspected.out;
+    auto validate = [&](const std::string& release, const std::string& calls) {
+        return run({"/usr/bin/python3", VMLIFT_SOURCE_DIR "/contrib/sim/truenas/truenas_sim.py",
+                    "--release", release, "--schemas",
+                    VMLIFT_SOURCE_DIR "/tests/data/truenas/api-schemas", "--validate-calls"},
+                   calls);
+    };
+    std::map<std::string, std::string> outputs;
+    for (const char* release : {"24.10", "25.04.2", "25.10", "26"}) {
+        auto plan = run({VMLIFT_MIGRATE_VM, "--json", "provision", "--spec", dir.file("spec.json"),
+                         "--target", "truenas://nas.lan/tank/vms", "--target-version", release,
+                         "--run-id", "t1", "--bridge-map", "vmbr0=br0,vmbr1=br1", "--dry-run"});
+        ASSERT_EQ(plan.exit.code, 0) << plan.err;
+        EXPECT_EQ(std::count(plan.out.begin(), plan.out.end(), '\n'), 2 + 1 + 2 + 2) << plan.out;
+        auto checked = validate(release, plan.out);
+        EXPECT_EQ(checked.exit.code, 0) << release << ":\n" << checked.out << checked.err;
+        outputs[release] = plan.out;
+    }
+    // The validator is not a rubber stamp: each shape fails on the other API.
+    auto cross = validate("25.10", outputs["24.10"]);
+    EXPECT_EQ(cross.exit.code, 1);
+    EXPECT_NE(cross.out.find("vm.device.create"), std::string::npos) << cross.out;
+    auto back = validate("24.10", outputs["25.10"]);
+    EXPECT_EQ(back.exit.code, 1);
+    EXPECT_NE(back.out.find("'dtype' is a required property"), std::string::npos) << back.out;
+    auto old = validate("25.04.1", outputs["25.10"]);
+    EXPECT_NE(old.out.find("Method does not exist"), std::string::npos) << old.out;
+    // And the command refuses what it cannot do.
+    auto refused = run({VMLIFT_MIGRATE_VM, "provision", "--spec", dir.file("spec.json"), "--target",
+                        "truenas://nas.lan/tank", "--target-version", "25.04.1", "--dry-run"});
+    EXPECT_EQ(refused.exit.code, 3);
+    EXPECT_NE(refused.err.find("upgrade to TrueNAS 25.04.2 or later"), std::string::npos);
 }
 
 TEST(TrueNasApiChoice, FromVersionLists) {

@@ -31,6 +31,7 @@ import json
 import os
 import ssl
 import subprocess
+import sys
 import threading
 import time
 
@@ -74,11 +75,19 @@ class CallError(Exception):
 
 
 def strip_markers(schema):
-    """The dumps mark required parameters with a boolean `required`; JSON
-    Schema wants an array there. Drops the marker (and legacy `_..._` keys)."""
+    """Turns the dumps into plain JSON Schema: pydantic dumps mark a required
+    parameter with a boolean `required` (dropped); legacy (24.10) dumps mark
+    required properties with `_required_: true` (turned into `required`
+    arrays) and carry other `_..._` keys (dropped)."""
     if isinstance(schema, dict):
-        return {k: strip_markers(v) for k, v in schema.items()
-                if not (k == "required" and isinstance(v, bool)) and not (k.startswith("_") and k.endswith("_"))}
+        out = {k: strip_markers(v) for k, v in schema.items()
+               if not (k == "required" and isinstance(v, bool)) and not (k.startswith("_") and k.endswith("_"))}
+        props = schema.get("properties")
+        if isinstance(props, dict):
+            legacy_required = [n for n, p in props.items() if isinstance(p, dict) and p.get("_required_") is True]
+            if legacy_required:
+                out["required"] = sorted(set(out.get("required", [])) | set(legacy_required))
+        return out
     if isinstance(schema, list):
         return [strip_markers(v) for v in schema]
     return schema
@@ -92,6 +101,10 @@ class Sim:
         if self.release["schema"]:
             with open(os.path.join(args.schemas, self.release["schema"])) as f:
                 self.methods = json.load(f)["methods"]
+        self.device_schemas = {}
+        if self.release["schema"]:
+            with open(os.path.join(args.schemas, self.release["schema"])) as f:
+                self.device_schemas = json.load(f).get("vm_device_attribute_schemas_by_dtype", {})
         self.api_key = "1-simsecret"
         if args.api_key_file:
             with open(args.api_key_file) as f:
@@ -129,6 +142,16 @@ class Sim:
                 else:
                     msg = err.message
                 errors.append("[EINVAL] %s: %s" % (path, msg))
+        # 24.10: `attributes` is free-form in the method schema and checked per dtype.
+        by_dtype = self.device_schemas
+        if method in ("vm.device.create", "vm.device.update") and by_dtype and params:
+            dev = params[-1] if isinstance(params[-1], dict) else {}
+            dtype = dev.get("dtype")
+            if dtype in by_dtype:
+                validator = jsonschema.Draft202012Validator(strip_markers(by_dtype[dtype]))
+                for err in validator.iter_errors(dev.get("attributes") or {}):
+                    path = ".".join(["vmdevice_create", "attributes"] + [str(p) for p in err.absolute_path])
+                    errors.append("[EINVAL] %s: %s" % (path, err.message))
         if errors:
             raise CallError(-32602, "Invalid params", "EINVAL", "\n".join(errors) + "\n")
 
@@ -244,14 +267,38 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--release", required=True, choices=sorted(RELEASES))
     ap.add_argument("--schemas", required=True)
-    ap.add_argument("--state", required=True)
+    ap.add_argument("--state")
     ap.add_argument("--listen", default="127.0.0.1:0")
     ap.add_argument("--api-key-file", help="the one valid API key (default 1-simsecret)")
     ap.add_argument("--user", default="root")
     ap.add_argument("--plain", action="store_true", help="serve ws:// instead of wss://")
+    ap.add_argument("--validate-calls", action="store_true",
+                    help="no server: check JSON lines {method, params} on stdin against the "
+                         "release's schema (\"${vm.id}\" stands for a VM id); exit 1 on errors")
     args = ap.parse_args()
+    if args.validate_calls:
+        sys.exit(validate_calls(Sim(args)))
     os.makedirs(args.state, exist_ok=True)
     asyncio.run(serve(Sim(args), args))
+
+
+def validate_calls(sim):
+    bad = 0
+    for n, line in enumerate(sys.stdin, 1):
+        if not line.strip():
+            continue
+        call = json.loads(line.replace('"${vm.id}"', "1"))
+        method = call["method"]
+        if method not in sim.methods or (method.startswith("vm.") and not sim.release["vm"]):
+            print("line %d: %s: Method does not exist on %s" % (n, method, sim.name))
+            bad += 1
+            continue
+        try:
+            sim.validate(method, call["params"])
+        except CallError as e:
+            print("line %d: %s: %s" % (n, method, (e.reason or e.message).strip()))
+            bad += 1
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":
