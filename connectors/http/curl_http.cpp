@@ -41,11 +41,6 @@ size_t on_header(char* data, size_t size, size_t n, void* arg) {
     return size * n;
 }
 
-void global_init() {
-    static std::once_flag once;
-    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
 }  // namespace
 
 std::string normalize_fingerprint(const std::string& text) {
@@ -79,7 +74,7 @@ struct CurlHttpClient::Impl {
 };
 
 CurlHttpClient::CurlHttpClient(CurlOptions options) : m_impl(std::make_unique<Impl>()) {
-    global_init();
+    curl_init_once();
     m_impl->options = std::move(options);
     m_impl->pin.expected = normalize_fingerprint(m_impl->options.tls.fingerprint);
     m_impl->curl = curl_easy_init();

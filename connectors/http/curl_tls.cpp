@@ -4,6 +4,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <mutex>
+
 namespace vmlift::http {
 namespace {
 
@@ -42,6 +44,11 @@ CURLcode ssl_ctx_hook(CURL*, void* ssl_ctx, void* arg) {
 }
 
 }  // namespace
+
+void curl_init_once() {
+    static std::once_flag once;
+    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
 
 void apply_tls(CURL* curl, const TlsOptions& tls, PinState* pin) {
     switch (tls.mode) {

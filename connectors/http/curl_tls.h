@@ -17,6 +17,9 @@ struct PinState {
     std::string seen;      // the leaf's fingerprint, for the error
 };
 
+// curl_global_init, once per process (thread-safe).
+void curl_init_once();
+
 // Sets CURLOPT_SSL_* for `tls`; `pin` must outlive the handle's transfers.
 void apply_tls(CURL* curl, const TlsOptions& tls, PinState* pin);
 

@@ -76,11 +76,6 @@ bool valid_utf8(std::string_view s) {
     return true;
 }
 
-void global_init() {
-    static std::once_flag once;
-    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
 }  // namespace
 
 std::string websocket_accept(const std::string& key) {
@@ -342,7 +337,7 @@ bool WebSocket::is_open() const {
 }
 
 Result<std::unique_ptr<WebSocket>> WebSocket::connect(const WsOptions& options) {
-    global_init();
+    curl_init_once();
     auto url = parse_ws_url(options.url);
     if (!url.ok()) {
         return url.status();

@@ -7,18 +7,13 @@
 #include "connectors/proxmox/qemu_config.h"
 #include "connectors/proxmox/storage_cfg.h"
 
+#include "engine/json_text.h"
+
 namespace vmlift::proxmox {
 namespace {
 
 constexpr const char* k_tag = "vmlift-migrated";
 constexpr const char* k_note_prefix = "vmlift: ";
-
-std::string str(const nlohmann::json& j, const char* key) {
-    if (!j.is_object() || !j.contains(key) || j[key].is_null()) {
-        return {};
-    }
-    return j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
-}
 
 std::vector<std::string> split_tags(const std::string& tags) {
     std::vector<std::string> out;
@@ -81,10 +76,10 @@ Status PveSource::locate(const std::string& vm) {
     const bool by_id = !vm.empty() && std::all_of(vm.begin(), vm.end(), ::isdigit);
     std::vector<nlohmann::json> hits;
     for (const auto& r : *resources) {
-        if (str(r, "type") != "qemu") {
+        if (json_text(r, "type") != "qemu") {
             continue;
         }
-        if ((by_id && str(r, "vmid") == vm) || (!by_id && str(r, "name") == vm)) {
+        if ((by_id && json_text(r, "vmid") == vm) || (!by_id && json_text(r, "name") == vm)) {
             hits.push_back(r);
         }
     }
@@ -95,13 +90,13 @@ Status PveSource::locate(const std::string& vm) {
     if (hits.size() > 1) {
         std::string ids;
         for (const auto& h : hits) {
-            ids += (ids.empty() ? "" : ", ") + str(h, "vmid");
+            ids += (ids.empty() ? "" : ", ") + json_text(h, "vmid");
         }
         return Status(Code::invalid_input,
                       "several VMs are named " + vm + " (" + ids + "); give the VMID instead");
     }
-    m_node = str(hits[0], "node");
-    m_vmid = std::stoi(str(hits[0], "vmid"));
+    m_node = json_text(hits[0], "node");
+    m_vmid = std::stoi(json_text(hits[0], "vmid"));
     return {};
 }
 
@@ -121,20 +116,20 @@ Result<VmSpec> PveSource::inspect() {
     StorageTable storage;
     for (const auto& s : *storage_list) {
         StorageDef def;
-        def.id = str(s, "storage");
-        def.type = str(s, "type");
+        def.id = json_text(s, "storage");
+        def.type = json_text(s, "type");
         for (const auto& [k, v] : s.items()) {
             def.props[k] = v.is_string() ? v.get<std::string>() : v.dump();
         }
         storage.add(std::move(def));
     }
-    VmSpec spec = vm_spec_from_config(*config, {m_url, m_vmid, m_node, &storage});
+    VmSpec spec = vm_spec_from_config(*config, {m_url, m_vmid, m_node, &storage, true});
 
     if (auto pending = m_api.get(vm_path() + "/pending"); pending.ok() && pending->is_array()) {
         std::string keys;
         for (const auto& p : *pending) {
             if (p.contains("pending") || p.contains("delete")) {
-                keys += (keys.empty() ? "" : ", ") + str(p, "key");
+                keys += (keys.empty() ? "" : ", ") + json_text(p, "key");
             }
         }
         if (!keys.empty()) {
@@ -149,20 +144,21 @@ Result<VmSpec> PveSource::inspect() {
     if (!status.ok()) {
         return status.status();
     }
-    spec.status = str(*status, "status");
-    if (str(*status, "qmpstatus") == "paused" || str(*status, "qmpstatus") == "prelaunch") {
+    spec.status = json_text(*status, "status");
+    if (json_text(*status, "qmpstatus") == "paused" ||
+        json_text(*status, "qmpstatus") == "prelaunch") {
         spec.status = "paused";
     }
-    if (status->contains("ha") && str((*status)["ha"], "managed") == "1") {
-        spec.ha_state = str((*status)["ha"], "state");
+    if (status->contains("ha") && json_text((*status)["ha"], "managed") == "1") {
+        spec.ha_state = json_text((*status)["ha"], "state");
         if (spec.ha_state.empty()) {
             spec.ha_state = "managed";
         }
     }
     if (spec.lock.empty()) {
-        spec.lock = str(*status, "lock");
+        spec.lock = json_text(*status, "lock");
     }
-    if (str(*status, "agent") == "1") {
+    if (json_text(*status, "agent") == "1") {
         spec.agent = true;  // status/current reports the configured agent
     }
 
@@ -181,38 +177,22 @@ Result<VmSpec> PveSource::inspect() {
             }
             return content.status();
         }
-        if (auto size = str(*content, "size"); !size.empty()) {
+        if (auto size = json_text(*content, "size"); !size.empty()) {
             disk.size_bytes = std::stoull(size);
         }
-        if (auto path = str(*content, "path"); !path.empty()) {
+        if (auto path = json_text(*content, "path"); !path.empty()) {
             disk.host_path = path;
         }
-        if (auto format = str(*content, "format"); !format.empty()) {
+        if (auto format = json_text(*content, "format"); !format.empty()) {
             disk.format = format;
         }
     }
-    spec.warnings.erase(
-        std::remove_if(spec.warnings.begin(), spec.warnings.end(),
-                       [&spec](const std::string& w) {
-                           // The API answered what the file could not.
-                           if (w.find("has no size in the config") == std::string::npos) {
-                               return false;
-                           }
-                           for (const auto& d : spec.disks) {
-                               if (w.rfind(d.key + " ", 0) == 0) {
-                                   return d.size_bytes != 0;
-                               }
-                           }
-                           return false;
-                       }),
-        spec.warnings.end());
-
     // The guest agent, when the VM runs one.
     if (spec.agent && spec.status == "running") {
         auto ifaces = m_api.get(vm_path() + "/agent/network-get-interfaces");
         if (ifaces.ok() && ifaces->contains("result")) {
             for (const auto& iface : (*ifaces)["result"]) {
-                auto mac = normalize_mac(str(iface, "hardware-address"));
+                auto mac = normalize_mac(json_text(iface, "hardware-address"));
                 if (!mac) {
                     continue;
                 }
@@ -221,11 +201,11 @@ Result<VmSpec> PveSource::inspect() {
                         continue;
                     }
                     for (const auto& ip : iface["ip-addresses"]) {
-                        std::string addr = str(ip, "ip-address");
+                        std::string addr = json_text(ip, "ip-address");
                         if (addr.empty() || addr.rfind("fe80:", 0) == 0) {
                             continue;
                         }
-                        nic.ip_addresses.push_back(addr + "/" + str(ip, "prefix"));
+                        nic.ip_addresses.push_back(addr + "/" + json_text(ip, "prefix"));
                     }
                 }
             }
@@ -237,7 +217,7 @@ Result<VmSpec> PveSource::inspect() {
         }
         if (auto os = m_api.get(vm_path() + "/agent/get-osinfo");
             os.ok() && os->contains("result")) {
-            spec.guest_os = str((*os)["result"], "pretty-name");
+            spec.guest_os = json_text((*os)["result"], "pretty-name");
         }
     }
     return spec;
@@ -297,11 +277,11 @@ Status PveSource::mark_migrated(const std::string& note) {
     if (!config.ok()) {
         return config.status();
     }
-    auto tags = split_tags(str(*config, "tags"));
+    auto tags = split_tags(json_text(*config, "tags"));
     if (std::find(tags.begin(), tags.end(), k_tag) == tags.end()) {
         tags.push_back(k_tag);
     }
-    std::string description = str(*config, "description");
+    std::string description = json_text(*config, "description");
     std::string line = k_note_prefix + note;
     if (description.find(line) == std::string::npos) {
         description += (description.empty() ? "" : "\n") + line;
@@ -309,7 +289,7 @@ Status PveSource::mark_migrated(const std::string& note) {
     HttpFields form = {{"tags", join_tags(tags)},
                        {"onboot", "0"},
                        {"description", description},
-                       {"digest", str(*config, "digest")}};
+                       {"digest", json_text(*config, "digest")}};
     return run_task(m_api.put(vm_path() + "/config", form), std::chrono::seconds(60));
 }
 
@@ -318,10 +298,10 @@ Status PveSource::unmark() {
     if (!config.ok()) {
         return config.status();
     }
-    auto tags = split_tags(str(*config, "tags"));
+    auto tags = split_tags(json_text(*config, "tags"));
     tags.erase(std::remove(tags.begin(), tags.end(), k_tag), tags.end());
     std::string description;
-    std::string rest = str(*config, "description");
+    std::string rest = json_text(*config, "description");
     size_t pos = 0;
     while (pos <= rest.size()) {
         size_t nl = rest.find('\n', pos);
@@ -334,7 +314,7 @@ Status PveSource::unmark() {
         }
         pos = nl + 1;
     }
-    HttpFields form = {{"digest", str(*config, "digest")}};
+    HttpFields form = {{"digest", json_text(*config, "digest")}};
     std::vector<std::string> deletes;
     if (tags.empty()) {
         deletes.push_back("tags");
@@ -395,7 +375,7 @@ Result<AgentExecResult> PveSource::agent_exec(const std::vector<std::string>& ar
     if (!started.ok()) {
         return started.status();
     }
-    std::string pid = str(*started, "pid");
+    std::string pid = json_text(*started, "pid");
     if (pid.empty()) {
         return Status(Code::remote_failed, "agent exec of " + argv[0] + ": no pid in the answer");
     }
@@ -405,12 +385,12 @@ Result<AgentExecResult> PveSource::agent_exec(const std::vector<std::string>& ar
         if (!status.ok()) {
             return status.status();
         }
-        if (str(*status, "exited") == "1" || str(*status, "exited") == "true") {
+        if (json_text(*status, "exited") == "1" || json_text(*status, "exited") == "true") {
             AgentExecResult r;
-            std::string code = str(*status, "exitcode");
+            std::string code = json_text(*status, "exitcode");
             r.exit_code = code.empty() ? -1 : std::stoi(code);
-            r.out = str(*status, "out-data");
-            r.err = str(*status, "err-data");
+            r.out = json_text(*status, "out-data");
+            r.err = json_text(*status, "err-data");
             return r;
         }
         if (waited >= timeout) {

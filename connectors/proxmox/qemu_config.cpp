@@ -256,7 +256,7 @@ void add_drive(VmSpec& spec, const std::string& key, const std::string& value,
                                 " format: it is copied as the guest sees it only after "
                                 "conversion to raw (qemu-img convert on the source host)");
     }
-    if (disk.size_bytes == 0) {
+    if (disk.size_bytes == 0 && !context.sizes_from_storage) {
         spec.warnings.push_back(key + " has no size in the config; the API inspection reads it");
     }
     spec.disks.push_back(std::move(disk));

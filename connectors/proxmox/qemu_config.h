@@ -68,6 +68,7 @@ struct SpecContext {
     int vmid = 0;
     std::string node;
     const StorageTable* storage = nullptr;  // host paths; nullptr: none resolved
+    bool sizes_from_storage = false;        // the caller reads real sizes: no warning for size=
 };
 
 VmSpec vm_spec_from_config(const ConfigMap& config, const SpecContext& context);

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <sstream>
 
+#include "engine/json_text.h"
+
 namespace vmlift::truenas {
 namespace {
 
@@ -10,13 +12,6 @@ std::string trim(const std::string& s) {
     size_t b = s.find_first_not_of(" \t\r\n");
     size_t e = s.find_last_not_of(" \t\r\n");
     return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
-}
-
-std::string str(const nlohmann::json& j, const char* key) {
-    if (!j.is_object() || !j.contains(key) || j[key].is_null()) {
-        return {};
-    }
-    return j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
 }
 
 }  // namespace
@@ -71,9 +66,9 @@ Status check_release(const std::string& version_short) {
 Status rpc_error(const std::string& method, const nlohmann::json& error) {
     int code = error.value("code", 0);
     const nlohmann::json data = error.contains("data") ? error["data"] : nlohmann::json();
-    std::string errname = str(data, "errname");
-    std::string reason = trim(str(data, "reason"));
-    std::string message = trim(str(error, "message"));
+    std::string errname = json_text(data, "errname");
+    std::string reason = trim(json_text(data, "reason"));
+    std::string message = trim(json_text(error, "message"));
     if (code == -32602) {
         // "[EEXIST] vm_create.name: This name already exists.\n[EINVAL] ..."
         std::string listed;
@@ -183,7 +178,7 @@ Status login_with_api_key(JsonRpc& rpc, const std::string& username, const std::
     if (!r.ok()) {
         return r.status();
     }
-    std::string type = str(*r, "response_type");
+    std::string type = json_text(*r, "response_type");
     if (type == "SUCCESS") {
         return {};
     }

@@ -9,16 +9,6 @@
 #include "connectors/http/curl_http.h"
 
 namespace vmlift::testing_support {
-namespace {
-
-std::string slurp(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
-}  // namespace
 
 std::string PveSim::skip_reason() {
     if (::access("/usr/bin/python3", X_OK) != 0) {
@@ -59,10 +49,10 @@ Result<std::unique_ptr<PveSim>> PveSim::start(TempDir& dir, const nlohmann::json
     }
     sim->m_process = std::move(*p);
     for (int i = 0; i < 300; ++i) {
-        std::string port = slurp(sim->m_state + "/port");
+        std::string port = read_all(sim->m_state + "/port");
         if (!port.empty()) {
             sim->m_port = std::stoi(port);
-            std::string fp = slurp(sim->m_state + "/fingerprint");
+            std::string fp = read_all(sim->m_state + "/fingerprint");
             sim->m_fingerprint = fp.substr(0, fp.find('\n'));
             return sim;
         }

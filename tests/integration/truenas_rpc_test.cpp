@@ -18,14 +18,9 @@
 namespace vmlift::truenas {
 namespace {
 
-using testing_support::TempDir;
+using testing_support::read_all;
 
-std::string slurp(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
+using testing_support::TempDir;
 
 constexpr const char* k_key = "7-Zq1hV0kqk5g3sQeQ1oVQmSCbq0fQx1Jg2Pq1m2";
 
@@ -59,12 +54,12 @@ class TrueNasSim {
         if (p.ok()) {
             m_process = std::move(*p);
         }
-        for (int i = 0; i < 300 && slurp(m_dir.file("state/port")).empty(); ++i) {
+        for (int i = 0; i < 300 && read_all(m_dir.file("state/port")).empty(); ++i) {
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
         }
-        std::string port = slurp(m_dir.file("state/port"));
+        std::string port = read_all(m_dir.file("state/port"));
         m_port = port.empty() ? 0 : std::stoi(port);
-        std::string fp = slurp(m_dir.file("state/fingerprint"));
+        std::string fp = read_all(m_dir.file("state/fingerprint"));
         m_fingerprint = fp.substr(0, fp.find('\n'));
     }
     ~TrueNasSim() {
@@ -74,7 +69,7 @@ class TrueNasSim {
     }
     int port() const { return m_port; }
     http::TlsOptions tls() const { return {http::TlsMode::pinned, "", m_fingerprint}; }
-    std::string log() const { return slurp(m_dir.file("sim.log")); }
+    std::string log() const { return read_all(m_dir.file("sim.log")); }
 
     Result<ApiChoice> detect() {
         http::CurlOptions o;

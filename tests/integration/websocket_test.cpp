@@ -15,14 +15,9 @@
 namespace vmlift::http {
 namespace {
 
-using testing_support::TempDir;
+using testing_support::read_all;
 
-std::string slurp(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
+using testing_support::TempDir;
 
 class WebSocketTest : public ::testing::Test {
   protected:
@@ -44,13 +39,13 @@ class WebSocketTest : public ::testing::Test {
         auto p = m_runner.start(spec);
         ASSERT_TRUE(p.ok());
         m_server = std::move(*p);
-        for (int i = 0; i < 300 && slurp(m_dir.file("ports")).empty(); ++i) {
+        for (int i = 0; i < 300 && read_all(m_dir.file("ports")).empty(); ++i) {
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
         }
-        std::istringstream ports(slurp(m_dir.file("ports")));
+        std::istringstream ports(read_all(m_dir.file("ports")));
         ports >> m_wss >> m_ws >> m_bad;
-        ASSERT_GT(m_wss, 0) << slurp(m_dir.file("server.log"));
-        std::string fp = slurp(m_dir.file("fingerprint"));
+        ASSERT_GT(m_wss, 0) << read_all(m_dir.file("server.log"));
+        std::string fp = read_all(m_dir.file("fingerprint"));
         m_fingerprint = fp.substr(0, fp.find('\n'));
     }
     void TearDown() override {

@@ -20,14 +20,9 @@
 namespace vmlift::proxmox {
 namespace {
 
-const std::string k_ref = VMLIFT_TEST_DATA "/proxmox/api-responses/go-proxmox/";
+using testing_support::read_all;
 
-std::string slurp(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
+const std::string k_ref = VMLIFT_TEST_DATA "/proxmox/api-responses/go-proxmox/";
 
 struct Answer {
     int status = 200;
@@ -40,7 +35,7 @@ class FakeHttp : public HttpClient {
   public:
     void on(const std::string& key, Answer a) { m_routes[key].push_back(std::move(a)); }
     void on_file(const std::string& key, const std::string& file, int status = 200) {
-        on(key, {status, status == 200 ? "OK" : "error", slurp(k_ref + file)});
+        on(key, {status, status == 200 ? "OK" : "error", read_all(k_ref + file)});
     }
     Result<HttpResponse> send(const HttpRequest& r) override {
         requests.push_back(r);
@@ -79,14 +74,14 @@ PveCredentials token() {
 TEST(PveReference, EveryResponseBodyParses) {
     size_t n = 0;
     for (const auto& e : std::filesystem::directory_iterator(k_ref)) {
-        auto j = nlohmann::json::parse(slurp(e.path()), nullptr, false);
+        auto j = nlohmann::json::parse(read_all(e.path()), nullptr, false);
         ASSERT_FALSE(j.is_discarded()) << e.path();
         EXPECT_TRUE(j.contains("data")) << e.path();
         ++n;
     }
     EXPECT_EQ(n, 33u);
     auto cluster = nlohmann::json::parse(
-        slurp(VMLIFT_TEST_DATA "/proxmox/api-responses/prometheus-pve-exporter/cluster.json"));
+        read_all(VMLIFT_TEST_DATA "/proxmox/api-responses/prometheus-pve-exporter/cluster.json"));
     EXPECT_TRUE(cluster.is_object());
 }
 
@@ -144,7 +139,7 @@ TEST(PveClient, ErrorsKeepProxmoxMeaning) {
             {500,
              "hostname lookup 'doesntexist' failed - failed to get address info for: "
              "doesntexist: Name or service not known",
-             slurp(k_ref + "GET_nodes_doesntexist_status.500-error.pve8x.json")});
+             read_all(k_ref + "GET_nodes_doesntexist_status.500-error.pve8x.json")});
     http.on("GET /nodes/node1/qemu/999/config",
             {500, "Configuration file 'nodes/node1/qemu-server/999.conf' does not exist",
              "{\"data\":null,\"message\":\"Configuration file 'nodes/node1/qemu-server/999.conf' "
@@ -253,7 +248,7 @@ TEST(PveSource, HookscriptOverSshRunsQmSet) {
     ::chmod(qm.c_str(), 0755);
     FakeQmNode node(qm);
     ASSERT_TRUE(set_hookscript_over_ssh(node, 130, "local:snippets/vmlift guard.sh").ok());
-    EXPECT_EQ(slurp(dir.file("args")), "set|130|--hookscript|local:snippets/vmlift guard.sh|");
+    EXPECT_EQ(read_all(dir.file("args")), "set|130|--hookscript|local:snippets/vmlift guard.sh|");
     Status st = set_hookscript_over_ssh(node, 999, "local:snippets/x.sh");
     EXPECT_FALSE(st.ok());
     EXPECT_NE(st.message().find("999.conf' does not exist"), std::string::npos) << st.message();

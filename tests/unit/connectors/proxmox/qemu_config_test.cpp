@@ -8,20 +8,17 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/temp_dir.h"
+
 namespace vmlift::proxmox {
 namespace {
 
+using testing_support::read_all;
+
 const std::string k_data = VMLIFT_TEST_DATA "/proxmox/";
 
-std::string slurp(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
 StorageTable mock_storage() {
-    auto t = parse_storage_cfg(slurp(k_data + "storage/cfg2cmd-mock-storage.cfg"));
+    auto t = parse_storage_cfg(read_all(k_data + "storage/cfg2cmd-mock-storage.cfg"));
     EXPECT_TRUE(t.ok()) << t.status().message();
     return *t;
 }
@@ -79,7 +76,7 @@ class ConfigFiles : public ::testing::TestWithParam<Expect> {};
 
 TEST_P(ConfigFiles, ParseIntoTheDocumentedSpec) {
     const Expect& e = GetParam();
-    auto config = parse_qemu_config(slurp(k_data + e.file));
+    auto config = parse_qemu_config(read_all(k_data + e.file));
     ASSERT_TRUE(config.ok()) << config.status().message();
     StorageTable storage = mock_storage();
     VmSpec s = vm_spec_from_config(config->current, {"file:x", 8006, "", &storage});
@@ -357,7 +354,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(QemuConfig, EveryReferenceConfigIsCoveredAbove) {
     size_t files = 0;
     for (const auto& entry : std::filesystem::directory_iterator(k_data + "qemu-server-configs")) {
-        auto config = parse_qemu_config(slurp(entry.path()));
+        auto config = parse_qemu_config(read_all(entry.path()));
         EXPECT_TRUE(config.ok()) << entry.path() << ": " << config.status().message();
         ++files;
     }
@@ -365,7 +362,8 @@ TEST(QemuConfig, EveryReferenceConfigIsCoveredAbove) {
 }
 
 TEST(QemuConfig, SectionsPendingCloudinitAndSnapshots) {
-    auto c = parse_qemu_config(slurp(k_data + "constructed/120-uefi-tpm-cloudinit-pending.conf"));
+    auto c =
+        parse_qemu_config(read_all(k_data + "constructed/120-uefi-tpm-cloudinit-pending.conf"));
     ASSERT_TRUE(c.ok());
     EXPECT_EQ(c->description, "Web server, lifted with vmlift: keeps two NICs");
     EXPECT_EQ(c->pending.at("cores"), "4");
@@ -384,8 +382,8 @@ TEST(QemuConfig, SectionsPendingCloudinitAndSnapshots) {
     EXPECT_EQ(s.disks[0].boot_index, 0);
     EXPECT_EQ(s.disks[1].boot_index, -1);
 
-    auto snaps =
-        parse_qemu_config(slurp(k_data + "qemu-server-configs/cfg2cmd__simple-backingchain.conf"));
+    auto snaps = parse_qemu_config(
+        read_all(k_data + "qemu-server-configs/cfg2cmd__simple-backingchain.conf"));
     ASSERT_TRUE(snaps.ok());
     EXPECT_EQ(snaps->snapshots.size(), 3u);
     EXPECT_EQ(snaps->current.at("parent"), "snap3");
@@ -414,7 +412,7 @@ TEST(QemuConfig, HostPathsFollowTheStorageType) {
 }
 
 TEST(QemuConfig, EveryStorageCfgExampleParses) {
-    auto t = parse_storage_cfg(slurp(k_data + "storage/storage.cfg-examples-from-pve-docs.cfg"));
+    auto t = parse_storage_cfg(read_all(k_data + "storage/storage.cfg-examples-from-pve-docs.cfg"));
     ASSERT_TRUE(t.ok()) << t.status().message();
     ASSERT_NE(t->find("vmdata"), nullptr);
     EXPECT_EQ(t->find("vmdata")->type, "zfspool");
@@ -454,14 +452,14 @@ TEST(QemuConfig, ValuesAndDefaults) {
 TEST(QemuConfig, ApiConfigBodiesParse) {
     for (const char* file :
          {"GET_qemu_config.pve8x.json", "GET_qemu_config.many-devices.pve9x.json"}) {
-        auto body = nlohmann::json::parse(slurp(k_data + "api-responses/go-proxmox/" + file));
+        auto body = nlohmann::json::parse(read_all(k_data + "api-responses/go-proxmox/" + file));
         auto config = config_map_from_json(body["data"]);
         ASSERT_TRUE(config.ok()) << file;
         VmSpec s = vm_spec_from_config(*config, {"pve://x/101", 101, "node1", nullptr});
         EXPECT_FALSE(s.nics.empty()) << file;
     }
     auto body = nlohmann::json::parse(
-        slurp(k_data + "api-responses/go-proxmox/GET_qemu_config.many-devices.pve9x.json"));
+        read_all(k_data + "api-responses/go-proxmox/GET_qemu_config.many-devices.pve9x.json"));
     VmSpec s = vm_spec_from_config(*config_map_from_json(body["data"]),
                                    {"pve://x/101", 101, "node1", nullptr});
     EXPECT_EQ(s.name, "matt");
