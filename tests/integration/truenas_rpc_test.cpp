@@ -1,5 +1,6 @@
 // The TrueNAS API layer against the simulator, one simulated release at a
 // time: which API each release gets, login, and the error shapes.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 
 #include "connectors/http/curl_http.h"
 #include "connectors/truenas/jsonrpc.h"
+#include "connectors/truenas/target.h"
 #include "engine/process.h"
 #include "tests/support/temp_dir.h"
 
@@ -37,7 +39,8 @@ class TrueNasSim {
         }
         return {};
     }
-    TrueNasSim(const std::string& release, bool plain = false) {
+    explicit TrueNasSim(const std::string& release, bool plain = false,
+                        std::vector<std::string> extra = {}) {
         std::ofstream(m_dir.file("key")) << k_key << "\n";
         ProcessSpec spec;
         spec.argv = {"/usr/bin/python3", VMLIFT_SOURCE_DIR "/contrib/sim/truenas/truenas_sim.py",
@@ -48,6 +51,7 @@ class TrueNasSim {
         if (plain) {
             spec.argv.push_back("--plain");
         }
+        spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
         spec.env = default_tool_env();
         spec.stderr_redirect = Redirect::truncate_to(m_dir.file("sim.log"));
         auto p = m_runner.start(spec);
@@ -70,6 +74,17 @@ class TrueNasSim {
     int port() const { return m_port; }
     http::TlsOptions tls() const { return {http::TlsMode::pinned, "", m_fingerprint}; }
     std::string log() const { return read_all(m_dir.file("sim.log")); }
+    std::string zvol_file(const std::string& name) const {
+        return m_dir.file("state/zvols/" + name);
+    }
+    Result<std::unique_ptr<TrueNasTarget>> target() const {
+        TrueNasConnection c;
+        c.host = "127.0.0.1";
+        c.port = m_port;
+        c.tls = tls();
+        c.api_key = k_key;
+        return TrueNasTarget::connect(c);
+    }
 
     Result<ApiChoice> detect() {
         http::CurlOptions o;
@@ -258,6 +273,125 @@ TEST_F(TrueNasRpc, ProvisionDryRunMatchesEachReleasesSchema) {
                         "truenas://nas.lan/tank", "--target-version", "25.04.1", "--dry-run"});
     EXPECT_EQ(refused.exit.code, 3);
     EXPECT_NE(refused.err.find("upgrade to TrueNAS 25.04.2 or later"), std::string::npos);
+}
+
+VmSpec web01() {
+    VmSpec s;
+    s.source = "pve://pve1/120";
+    s.vmid = 120;
+    s.name = "web01";
+    s.sockets = 1;
+    s.cores = 2;
+    s.vcpus = 2;
+    s.memory_mib = 2048;
+    s.firmware = Firmware::uefi;
+    s.uuid = "5f1c8e42-1d6a-4f0e-9a51-0c7a3e9d2b11";
+    s.disks = {{"scsi0", "scsi", "local-lvm:vm-120-disk-1", "local-lvm", "raw", 64ULL << 20, "",
+                DiskRole::data, 0},
+               {"scsi1", "scsi", "local-lvm:vm-120-disk-2", "local-lvm", "raw", 32ULL << 20, "",
+                DiskRole::data, -1}};
+    s.nics = {{"net0", "virtio", "bc:24:11:aa:bb:01", "vmbr0", -1, 0, {}},
+              {"net1", "e1000", "bc:24:11:aa:bb:02", "vmbr1", -1, 0, {}}};
+    return s;
+}
+
+ProvisionPlan plan_for(const VmSpec& spec, Release release, const std::string& run = "r1") {
+    ProvisionOptions o;
+    o.run_id = run;
+    o.bridge_map = {{"vmbr0", "br0"}, {"vmbr1", "br1"}};
+    auto plan = plan_provision(spec, *parse_truenas_url("truenas://nas/tank/vms"), release, o);
+    EXPECT_TRUE(plan.ok()) << plan.status().message();
+    return *plan;
+}
+
+TEST_F(TrueNasRpc, ProvisionIsIdempotentAndRollbackRemovesExactlyTheRunsObjects) {
+    for (auto [release, rel] :
+         {std::pair{"25.04.2", Release::v25_04_2}, std::pair{"25.10", Release::v25_10},
+          std::pair{"26", Release::v26}}) {
+        TrueNasSim sim(release, false, {"--bridge", "br0", "--bridge", "br1", "--pool", "tank:1G"});
+        auto target = sim.target();
+        ASSERT_TRUE(target.ok()) << release << ": " << target.status().message() << sim.log();
+        EXPECT_EQ((*target)->release(), rel);
+        // Someone else's VM already has the name, and someone else's zvol sits beside ours.
+        ASSERT_TRUE((*target)->call("vm.create", {{{"name", "web01"}, {"memory", 512}}}).ok());
+        ASSERT_TRUE((*target)
+                        ->call("pool.dataset.create", {{{"name", "tank/vms/other"},
+                                                        {"type", "VOLUME"},
+                                                        {"volsize", 16384},
+                                                        {"sparse", true}}})
+                        .ok());
+        const auto plan = plan_for(web01(), rel);
+        auto first = (*target)->provision(plan, *parse_truenas_url("truenas://nas/tank/vms"));
+        ASSERT_TRUE(first.ok()) << release << ": " << first.status().message() << sim.log();
+        EXPECT_EQ(first->vm_name, "web01_2");
+        EXPECT_FALSE(first->vm_reused);
+        EXPECT_EQ(first->zvols_created,
+                  (std::vector<std::string>{"tank/vms/web01-scsi0", "tank/vms/web01-scsi1"}));
+        EXPECT_EQ(first->devices_created, 4);
+        // The zvols are real sparse files of the rounded size.
+        struct stat st {};
+        ASSERT_EQ(::stat(sim.zvol_file("tank/vms/web01-scsi0").c_str(), &st), 0);
+        EXPECT_EQ(st.st_size, 64 << 20);
+        auto vm = (*target)->call("vm.get_instance", {first->vm_id});
+        ASSERT_TRUE(vm.ok());
+        EXPECT_EQ((*vm)["autostart"], false);
+        EXPECT_EQ((*vm)["devices"].size(), 4u);
+        // A re-run of the same run finds everything and creates nothing.
+        auto again = (*target)->provision(plan, *parse_truenas_url("truenas://nas/tank/vms"));
+        ASSERT_TRUE(again.ok()) << again.status().message();
+        EXPECT_TRUE(again->vm_reused);
+        EXPECT_EQ(again->vm_id, first->vm_id);
+        EXPECT_EQ(again->zvols_reused.size(), 2u);
+        EXPECT_TRUE(again->zvols_created.empty());
+        EXPECT_EQ(again->devices_created, 0);
+        EXPECT_EQ(again->devices_reused, 4);
+        // Rollback: ours go, the others stay.
+        auto gone = (*target)->rollback(plan.marker);
+        ASSERT_TRUE(gone.ok()) << gone.status().message();
+        EXPECT_EQ(gone->vms_deleted, std::vector<std::string>{"web01_2"});
+        EXPECT_EQ(gone->zvols_deleted.size(), 2u);
+        auto left = (*target)->call("vm.query");
+        ASSERT_EQ(left->size(), 1u);
+        EXPECT_EQ((*left)[0]["name"], "web01");
+        auto zvols = (*target)->call("pool.dataset.query");
+        ASSERT_EQ(zvols->size(), 1u);
+        EXPECT_EQ((*zvols)[0]["id"], "tank/vms/other");
+        EXPECT_NE(::stat(sim.zvol_file("tank/vms/web01-scsi0").c_str(), &st), 0);
+    }
+}
+
+TEST_F(TrueNasRpc, ProvisionRefusesBadTargetsBeforeChangingAnything) {
+    TrueNasSim sim("25.10", false, {"--bridge", "br0", "--pool", "tank:80M"});
+    auto target = sim.target();
+    ASSERT_TRUE(target.ok()) << target.status().message();
+    const auto url = *parse_truenas_url("truenas://nas/tank/vms");
+    auto bridge = (*target)->provision(plan_for(web01(), Release::v25_10), url);
+    EXPECT_EQ(bridge.status().code(), Code::invalid_input);
+    EXPECT_NE(
+        bridge.status().message().find("bridge 'br1' does not exist on TrueNAS (choices: br0)"),
+        std::string::npos)
+        << bridge.status().message();
+    VmSpec one = web01();
+    one.nics.pop_back();
+    auto space = (*target)->provision(plan_for(one, Release::v25_10), url);
+    EXPECT_EQ(space.status().code(), Code::invalid_input);
+    EXPECT_NE(space.status().message().find("not enough space on pool tank"), std::string::npos)
+        << space.status().message();
+    EXPECT_TRUE((*target)->call("vm.query")->empty());  // nothing was created
+    one.disks.pop_back();
+    ASSERT_TRUE(
+        (*target)
+            ->call("pool.dataset.create",
+                   {{{"name", "tank/vms/web01-scsi0"}, {"type", "VOLUME"}, {"volsize", 16384}}})
+            .ok());
+    auto taken = (*target)->provision(plan_for(one, Release::v25_10), url);
+    EXPECT_EQ(taken.status().code(), Code::invalid_input);
+    EXPECT_NE(taken.status().message().find("was not created by this run"), std::string::npos);
+    for (const char* old : {"24.10", "25.04.0"}) {
+        TrueNasSim legacy(old);
+        auto refused = legacy.target();
+        EXPECT_EQ(refused.status().code(), Code::invalid_input) << old;
+    }
 }
 
 TEST(TrueNasApiChoice, FromVersionLists) {

@@ -82,6 +82,13 @@ def strip_markers(schema):
     if isinstance(schema, dict):
         out = {k: strip_markers(v) for k, v in schema.items()
                if not (k == "required" and isinstance(v, bool)) and not (k.startswith("_") and k.endswith("_"))}
+        # Legacy dumps write `items` as a list of alternatives (draft-4 style).
+        if isinstance(schema.get("items"), list):
+            alts = [strip_markers(i) for i in schema["items"]]
+            if not alts:
+                out.pop("items")  # no alternatives listed: anything goes
+            else:
+                out["items"] = alts[0] if len(alts) == 1 else {"anyOf": alts}
         props = schema.get("properties")
         if isinstance(props, dict):
             legacy_required = [n for n, p in props.items() if isinstance(p, dict) and p.get("_required_") is True]
@@ -114,6 +121,18 @@ class Sim:
         self.jobs = {}
         self.next_job = 1
         self.injections = {}
+        self.zvol_root = os.path.join(args.state or ".", "zvols")
+        self.pools = {}
+        for spec in (args.pool or ["tank:1T"]):
+            name, _, size = spec.partition(":")
+            mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(size[-1:], 1)
+            self.pools[name] = {"free": int(size.rstrip("KMGT")) * mult}
+        self.bridges = args.bridge or ["br0"]
+        self.max_vcpus = 16
+        self.zvols = {}
+        self.vms = {}
+        self.next_vm = 1
+        self.next_device = 1
         self.lock = threading.Lock()
 
     def validate(self, method, params):
@@ -194,13 +213,212 @@ class Sim:
             session["options"].update(params[0])
             return dict(session["options"])
         if method == "core.get_jobs":
-            jobs = list(self.jobs.values())
-            for f in (params[0] if params else []):
-                if len(f) == 3 and f[1] == "=":
-                    jobs = [j for j in jobs if j.get(f[0]) == f[2]]
-            return jobs
-        raise CallError(-32001, "Method %s is not implemented by the simulator" % method, "ENOTSUP",
-                        "not implemented by the simulator yet")
+            return apply_filters(list(self.jobs.values()), params[0] if params else [])
+        handler = getattr(self, "m_" + method.replace(".", "_"), None)
+        if handler is None:
+            raise CallError(-32001, "Method %s is not implemented by the simulator" % method, "ENOTSUP",
+                            "not implemented by the simulator yet")
+        result = handler(*params)
+        if self.methods.get(method, {}).get("job"):
+            return self.run_job(session, method, params, result)
+        return result
+
+    # ---- jobs
+    def run_job(self, session, method, params, result):
+        job_id = self.next_job
+        self.next_job += 1
+        self.jobs[job_id] = {"id": job_id, "method": method, "arguments": params, "state": "SUCCESS",
+                             "progress": {"percent": 100, "description": "done", "extra": None},
+                             "result": result, "error": None, "exception": None,
+                             "time_started": {"$date": int(time.time() * 1000)},
+                             "time_finished": {"$date": int(time.time() * 1000)}}
+        if session["options"].get("legacy_jobs", True):
+            return job_id
+        return result
+
+    # ---- storage: pools, zvols backed by sparse files
+    def check_space(self, pool, size):
+        free = self.pools[pool]["free"] - sum(z["volsize"] for z in self.zvols.values()
+                                              if z["pool"] == pool and not z["sparse"])
+        if size > free:
+            raise CallError(-32602, "Invalid params", "ENOSPC",
+                            "[ENOSPC] pool_dataset_create.volsize: Insufficient space on pool %s: "
+                            "%d bytes requested, %d available\n" % (pool, size, free))
+
+    def m_pool_query(self, filters=None, options=None):
+        return [{"id": i, "name": n, "status": "ONLINE", "healthy": True, "free": p["free"],
+                 "size": p["free"]} for i, (n, p) in enumerate(self.pools.items(), 1)]
+
+    def m_pool_dataset_query(self, filters=None, options=None):
+        out = [{"id": n, "name": n, "type": "VOLUME", "pool": z["pool"],
+                "volsize": {"parsed": z["volsize"]}, "volblocksize": {"value": z["volblocksize"]},
+                "comments": {"value": z["comments"]}} for n, z in self.zvols.items()]
+        return apply_filters(out, filters)
+
+    def m_pool_dataset_create(self, data):
+        name = data["name"]
+        pool = name.split("/")[0]
+        if pool not in self.pools:
+            raise CallError(-32602, "Invalid params", "ENOENT",
+                            "[ENOENT] pool_dataset_create.name: Pool %s does not exist\n" % pool)
+        if name in self.zvols:
+            raise CallError(-32602, "Invalid params", "EEXIST",
+                            "[EEXIST] pool_dataset_create.name: Path %s already exists\n" % name)
+        if data.get("type") != "VOLUME":
+            raise CallError(-32001, "only zvols are simulated", "ENOTSUP", "only zvols are simulated")
+        bs_text = data.get("volblocksize", "16K")
+        bs = int(bs_text[:-1]) * 1024 if bs_text.endswith("K") else int(bs_text.rstrip("B"))
+        volsize = data["volsize"]
+        if volsize % bs and not data.get("force_size"):
+            raise CallError(-32602, "Invalid params", "EINVAL",
+                            "[EINVAL] pool_dataset_create.volsize: Volume size should be a multiple "
+                            "of volume block size\n")
+        sparse = data.get("sparse", False)
+        self.check_space(pool, 0 if sparse else volsize)
+        path = os.path.join(self.zvol_root, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.truncate(volsize)
+        self.zvols[name] = {"pool": pool, "volsize": volsize, "volblocksize": bs_text,
+                            "sparse": sparse, "comments": data.get("comments", ""), "path": path}
+        return self.m_pool_dataset_query([["id", "=", name]])[0]
+
+    def m_pool_dataset_delete(self, name, options=None):
+        if name not in self.zvols:
+            raise CallError(-32001, "Method call error", "ENOENT", "%s does not exist" % name)
+        for vm in self.vms.values():
+            for d in vm["devices"]:
+                if d["attributes"].get("path") == "/dev/zvol/" + name.replace(" ", "+"):
+                    raise CallError(-32001, "Method call error", "EBUSY",
+                                    "%s is in use by VM %s" % (name, vm["name"]))
+        os.unlink(self.zvols.pop(name)["path"])
+        return True
+
+    # ---- VMs
+    def vm_entry(self, vm):
+        out = {k: v for k, v in vm.items() if k != "devices"}
+        out["devices"] = [dict(d) for d in vm["devices"]]
+        out["status"] = {"state": vm["state"], "pid": None, "domain_state": vm["state"]}
+        return out
+
+    def m_vm_query(self, filters=None, options=None):
+        return apply_filters([self.vm_entry(v) for v in self.vms.values()], filters)
+
+    def m_vm_get_instance(self, vm_id, options=None):
+        if vm_id not in self.vms:
+            raise CallError(-32001, "Method call error", "ENOENT", "VM %d does not exist" % vm_id)
+        return self.vm_entry(self.vms[vm_id])
+
+    def m_vm_create(self, data):
+        import re
+        if not re.match(r"^[a-zA-Z_0-9]+$", data["name"]):
+            raise CallError(-32602, "Invalid params", "EINVAL",
+                            "[EINVAL] vm_create.name: Only alphanumeric characters are allowed\n")
+        if any(v["name"] == data["name"] for v in self.vms.values()):
+            raise CallError(-32602, "Invalid params", "EEXIST",
+                            "[EEXIST] vm_create.name: This name already exists.\n")
+        if data.get("vcpus", 1) * data.get("cores", 1) * data.get("threads", 1) > self.max_vcpus:
+            raise CallError(-32602, "Invalid params", "EINVAL",
+                            "[EINVAL] vm_create.vcpus: Maximum %d vcpus are supported\n" % self.max_vcpus)
+        vm_id = self.next_vm
+        self.next_vm += 1
+        vm = dict(data)
+        vm.update({"id": vm_id, "devices": [], "state": "STOPPED"})
+        vm.setdefault("autostart", True)
+        vm.setdefault("description", "")
+        self.vms[vm_id] = vm
+        return self.vm_entry(vm)
+
+    def m_vm_delete(self, vm_id, options=None):
+        vm = self.vms.get(vm_id)
+        if vm is None:
+            raise CallError(-32001, "Method call error", "ENOENT", "VM %d does not exist" % vm_id)
+        if vm["state"] == "RUNNING" and not (options or {}).get("force"):
+            raise CallError(-32001, "Method call error", "EBUSY", "VM is running")
+        del self.vms[vm_id]
+        if (options or {}).get("zvols"):
+            for d in vm["devices"]:
+                path = d["attributes"].get("path", "")
+                name = path[len("/dev/zvol/"):].replace("+", " ")
+                if name in self.zvols:
+                    os.unlink(self.zvols.pop(name)["path"])
+        return True
+
+    def m_vm_device_nic_attach_choices(self):
+        return {b: b for b in self.bridges}
+
+    def m_vm_device_query(self, filters=None, options=None):
+        return apply_filters([dict(d) for v in self.vms.values() for d in v["devices"]], filters)
+
+    def m_vm_device_create(self, data):
+        vm = self.vms.get(data["vm"])
+        if vm is None:
+            raise CallError(-32602, "Invalid params", "ENOENT",
+                            "[ENOENT] vm_device_create.vm: No such VM\n")
+        attrs = dict(data.get("attributes") or {})
+        dtype = data.get("dtype") or attrs.get("dtype")
+        if self.release["schema"] != "v24.10.json":
+            attrs["dtype"] = dtype
+        if dtype == "DISK":
+            path = attrs.get("path") or ""
+            name = path[len("/dev/zvol/"):].replace("+", " ")
+            if name not in self.zvols:
+                raise CallError(-32602, "Invalid params", "ENOENT",
+                                "[ENOENT] vm_device_create.attributes.path: Disk path %s does not exist\n" % path)
+        if dtype == "NIC":
+            if attrs.get("nic_attach") not in self.bridges:
+                raise CallError(-32602, "Invalid params", "EINVAL",
+                                "[EINVAL] vm_device_create.attributes.nic_attach: Not a valid choice. "
+                                "The choices are: %s\n" % ", ".join(self.bridges))
+            mac = (attrs.get("mac") or "").lower()
+            for v in self.vms.values():
+                for d in v["devices"]:
+                    if mac and (d["attributes"].get("mac") or "").lower() == mac:
+                        raise CallError(-32602, "Invalid params", "EEXIST",
+                                        "[EEXIST] vm_device_create.attributes.mac: MAC address %s is "
+                                        "in use by VM %s\n" % (mac, v["name"]))
+        dev_id = self.next_device
+        self.next_device += 1
+        dev = {"id": dev_id, "vm": vm["id"], "order": data.get("order") or 1000 + dev_id,
+               "attributes": attrs}
+        if self.release["schema"] == "v24.10.json":
+            dev["dtype"] = dtype
+        vm["devices"].append(dev)
+        return dict(dev)
+
+    def m_vm_device_delete(self, dev_id, options=None):
+        for v in self.vms.values():
+            for d in v["devices"]:
+                if d["id"] == dev_id:
+                    v["devices"].remove(d)
+                    return True
+        raise CallError(-32001, "Method call error", "ENOENT", "Device %d does not exist" % dev_id)
+
+    def m_vm_status(self, vm_id):
+        return self.m_vm_get_instance(vm_id)["status"]
+
+    def m_vm_start(self, vm_id, options=None):
+        self.m_vm_get_instance(vm_id)
+        self.vms[vm_id]["state"] = "RUNNING"
+        return None
+
+    def m_vm_stop(self, vm_id, options=None):
+        self.m_vm_get_instance(vm_id)
+        self.vms[vm_id]["state"] = "STOPPED"
+        return None
+
+    def m_vm_maximum_supported_vcpus(self):
+        return self.max_vcpus
+
+
+def apply_filters(rows, filters):
+    for f in filters or []:
+        if len(f) == 3 and f[1] == "=":
+            key = f[0]
+            rows = [r for r in rows if r.get(key) == f[2]]
+        elif len(f) == 3 and f[1] == "^":
+            rows = [r for r in rows if str(r.get(f[0], "")).startswith(f[2])]
+    return rows
 
 
 async def serve(sim, args):
@@ -272,6 +490,8 @@ def main():
     ap.add_argument("--api-key-file", help="the one valid API key (default 1-simsecret)")
     ap.add_argument("--user", default="root")
     ap.add_argument("--plain", action="store_true", help="serve ws:// instead of wss://")
+    ap.add_argument("--pool", action="append", help="NAME:SIZE (e.g. tank:1T); repeatable")
+    ap.add_argument("--bridge", action="append", help="a bridge VMs may attach to; repeatable")
     ap.add_argument("--validate-calls", action="store_true",
                     help="no server: check JSON lines {method, params} on stdin against the "
                          "release's schema (\"${vm.id}\" stands for a VM id); exit 1 on errors")

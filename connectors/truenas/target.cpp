@@ -1,0 +1,318 @@
+#include "connectors/truenas/target.h"
+
+#include <set>
+#include <thread>
+
+#include "connectors/http/curl_http.h"
+#include "engine/json_text.h"
+
+namespace vmlift::truenas {
+namespace {
+
+const std::set<std::string>& job_methods() {
+    static const std::set<std::string> m = {"vm.stop", "vm.restart", "cronjob.run"};
+    return m;
+}
+
+// Dataset properties come as {"value": ...} objects from pool.dataset.query.
+std::string property_text(const nlohmann::json& dataset, const char* key) {
+    if (!dataset.contains(key)) {
+        return {};
+    }
+    const auto& v = dataset[key];
+    if (v.is_object()) {
+        return json_text(v, "value");
+    }
+    return v.is_string() ? v.get<std::string>() : std::string();
+}
+
+nlohmann::json filter_eq(const std::string& key, const nlohmann::json& value) {
+    return nlohmann::json::array(
+        {nlohmann::json::array({nlohmann::json::array({key, "=", value})})});
+}
+
+nlohmann::json with_vm_id(nlohmann::json params, int vm_id) {
+    for (auto& p : params) {
+        if (p.is_object() && p.contains("vm") && p["vm"] == "${vm.id}") {
+            p["vm"] = vm_id;
+        }
+    }
+    return params;
+}
+
+}  // namespace
+
+nlohmann::json ProvisionResult::to_json() const {
+    return {{"vm_id", vm_id},
+            {"vm_name", vm_name},
+            {"vm_reused", vm_reused},
+            {"zvols_created", zvols_created},
+            {"zvols_reused", zvols_reused},
+            {"devices_created", devices_created},
+            {"devices_reused", devices_reused}};
+}
+
+Result<std::unique_ptr<TrueNasTarget>> TrueNasTarget::connect(const TrueNasConnection& c) {
+    const std::string authority = c.host + ":" + std::to_string(c.port);
+    http::CurlOptions curl;
+    curl.base_url = "https://" + authority;
+    curl.tls = c.tls;
+    http::CurlHttpClient client(curl);
+    auto versions = client.send({HttpMethod::get, "/api/versions", {}, "", true});
+    if (!versions.ok()) {
+        return versions.status();
+    }
+    auto api = choose_api(versions->status, versions->body);
+    if (!api.ok()) {
+        return api.status();
+    }
+    if (api->kind == ApiKind::rest_v2) {
+        return Status(Code::invalid_input,
+                      c.host +
+                          " runs TrueNAS 24.10 (REST API only); this version of vmlift "
+                          "provisions 25.04.2 and later (see the README)");
+    }
+    http::WsOptions ws;
+    ws.url = "wss://" + authority + api->path;
+    ws.tls = c.tls;
+    auto socket = http::WebSocket::connect(ws);
+    if (!socket.ok()) {
+        return socket.status();
+    }
+    std::unique_ptr<TrueNasTarget> t(new TrueNasTarget());
+    t->m_rpc = std::make_unique<JsonRpc>(std::move(*socket), ws.url, c.timeout);
+    VMLIFT_RETURN_IF_ERROR(login_with_api_key(*t->m_rpc, c.user, c.api_key));
+    auto version = t->m_rpc->call("system.version_short");
+    if (!version.ok()) {
+        return version.status();
+    }
+    t->m_version = version->is_string() ? version->get<std::string>() : version->dump();
+    VMLIFT_RETURN_IF_ERROR(check_release(t->m_version));
+    auto release = parse_release(t->m_version);
+    if (!release.ok()) {
+        return release.status();
+    }
+    t->m_release = *release;
+    if (t->m_release == Release::v25_10 || t->m_release == Release::v26) {
+        auto options =
+            t->m_rpc->call("core.set_options", nlohmann::json::array({{{"legacy_jobs", false}}}));
+        if (!options.ok()) {
+            return options.status();
+        }
+        if (!options->is_object() || options->value("legacy_jobs", true) != false) {
+            return Status(Code::remote_failed,
+                          "core.set_options did not turn legacy job handling off");
+        }
+        t->m_legacy_jobs = false;
+    }
+    return t;
+}
+
+Result<nlohmann::json> TrueNasTarget::call(const std::string& method,
+                                           const nlohmann::json& params) {
+    auto r = m_rpc->call(method, params);
+    if (!r.ok() || !m_legacy_jobs || !job_methods().count(method)) {
+        return r;
+    }
+    if (!r->is_number_integer()) {
+        return Status(Code::remote_failed, method + " did not answer a job id");
+    }
+    const long long id = r->get<long long>();
+    auto delay = std::chrono::milliseconds(200);
+    for (;;) {
+        auto jobs = m_rpc->call("core.get_jobs", filter_eq("id", id));
+        if (!jobs.ok()) {
+            return jobs.status();
+        }
+        if (!jobs->is_array() || jobs->empty()) {
+            return Status(Code::remote_failed,
+                          method + ": job " + std::to_string(id) + " vanished");
+        }
+        const auto& job = (*jobs)[0];
+        std::string state = json_text(job, "state");
+        if (state == "SUCCESS") {
+            return job.contains("result") ? job["result"] : nlohmann::json();
+        }
+        if (state == "FAILED" || state == "ABORTED") {
+            return Status(Code::remote_failed, method + ": job " + std::to_string(id) + " " +
+                                                   state + ": " + json_text(job, "error"));
+        }
+        std::this_thread::sleep_for(delay);
+        delay = std::min(delay * 2, std::chrono::milliseconds(2000));
+    }
+}
+
+Status TrueNasTarget::preflight(const ProvisionPlan& plan, const TargetUrl& target) {
+    auto choices = call("vm.device.nic_attach_choices");
+    if (!choices.ok()) {
+        return choices.status();
+    }
+    uint64_t needed = 0;
+    for (const auto& c : plan.calls) {
+        if (c.method == "vm.device.create") {
+            const auto& p = c.params[0];
+            const auto& a = p["attributes"];
+            std::string dtype = p.contains("dtype") ? json_text(p, "dtype") : json_text(a, "dtype");
+            if (dtype != "NIC") {
+                continue;
+            }
+            std::string bridge = json_text(a, "nic_attach");
+            if (!choices->contains(bridge)) {
+                std::string list;
+                for (const auto& [k, v] : choices->items()) {
+                    list += (list.empty() ? "" : ", ") + k;
+                }
+                return Status(Code::invalid_input,
+                              "bridge '" + bridge + "' does not exist on TrueNAS (choices: " +
+                                  list + "); create it or map it with --bridge-map SRC=DST");
+            }
+        } else if (c.method == "pool.dataset.create") {
+            needed += c.params[0].value("volsize", uint64_t{0});
+        }
+    }
+    auto pools = call("pool.query", filter_eq("name", target.pool));
+    if (!pools.ok()) {
+        return pools.status();
+    }
+    if (!pools->is_array() || pools->empty()) {
+        return Status(Code::not_found, "pool '" + target.pool + "' does not exist on TrueNAS");
+    }
+    const uint64_t free = (*pools)[0].value("free", uint64_t{0});
+    if (needed > free) {
+        return Status(Code::invalid_input, "not enough space on pool " + target.pool +
+                                               ": the disks need " + std::to_string(needed) +
+                                               " bytes, " + std::to_string(free) +
+                                               " are free; free space or choose another pool");
+    }
+    return {};
+}
+
+Result<ProvisionResult> TrueNasTarget::provision(const ProvisionPlan& plan,
+                                                 const TargetUrl& target) {
+    VMLIFT_RETURN_IF_ERROR(preflight(plan, target));
+    ProvisionResult result;
+    std::vector<nlohmann::json> existing_devices;
+    for (const auto& c : plan.calls) {
+        if (c.method == "pool.dataset.create") {
+            const std::string name = json_text(c.params[0], "name");
+            auto found = call("pool.dataset.query", filter_eq("id", name));
+            if (!found.ok()) {
+                return found.status();
+            }
+            if (found->is_array() && !found->empty()) {
+                if (property_text((*found)[0], "comments") != plan.marker) {
+                    return Status(Code::invalid_input,
+                                  "zvol " + name +
+                                      " already exists and was not created by this "
+                                      "run; name the disk's zvol with --zvol KEY=NAME");
+                }
+                result.zvols_reused.push_back(name);
+                continue;
+            }
+            auto created = call(c.method, c.params);
+            if (!created.ok()) {
+                return created.status();
+            }
+            result.zvols_created.push_back(name);
+        } else if (c.method == "vm.create") {
+            nlohmann::json params = c.params;
+            std::string base = json_text(params[0], "name");
+            for (int n = 1;; ++n) {
+                std::string name = n == 1 ? base : base + "_" + std::to_string(n);
+                auto found = call("vm.query", filter_eq("name", name));
+                if (!found.ok()) {
+                    return found.status();
+                }
+                if (found->is_array() && !found->empty()) {
+                    if (json_text((*found)[0], "description").rfind(plan.marker + ":", 0) == 0) {
+                        result.vm_id = (*found)[0].value("id", 0);
+                        result.vm_name = name;
+                        result.vm_reused = true;
+                        for (const auto& d :
+                             (*found)[0].value("devices", nlohmann::json::array())) {
+                            existing_devices.push_back(d);
+                        }
+                        break;
+                    }
+                    continue;  // taken by someone else's VM: try the next name
+                }
+                params[0]["name"] = name;
+                auto created = call(c.method, params);
+                if (!created.ok()) {
+                    return created.status();
+                }
+                result.vm_id = created->value("id", 0);
+                result.vm_name = name;
+                break;
+            }
+        } else if (c.method == "vm.device.create") {
+            const auto& a = c.params[0]["attributes"];
+            bool present = false;
+            for (const auto& d : existing_devices) {
+                const auto& da = d.contains("attributes") ? d["attributes"] : nlohmann::json();
+                if ((a.contains("path") && json_text(da, "path") == json_text(a, "path")) ||
+                    (a.contains("mac") && json_text(da, "mac") == json_text(a, "mac"))) {
+                    present = true;
+                }
+            }
+            if (present) {
+                ++result.devices_reused;
+                continue;
+            }
+            auto created = call(c.method, with_vm_id(c.params, result.vm_id));
+            if (!created.ok()) {
+                return created.status();
+            }
+            ++result.devices_created;
+        } else {
+            auto r = call(c.method, c.params);
+            if (!r.ok()) {
+                return r.status();
+            }
+        }
+    }
+    return result;
+}
+
+Result<RollbackResult> TrueNasTarget::rollback(const std::string& marker) {
+    RollbackResult result;
+    auto vms = call("vm.query");
+    if (!vms.ok()) {
+        return vms.status();
+    }
+    for (const auto& vm : *vms) {
+        if (json_text(vm, "description").rfind(marker + ":", 0) != 0) {
+            continue;
+        }
+        const int id = vm.value("id", 0);
+        if (vm.contains("status") && json_text(vm["status"], "state") == "RUNNING") {
+            auto stopped = call("vm.stop", nlohmann::json::array({id, {{"force", true}}}));
+            if (!stopped.ok()) {
+                return stopped.status();
+            }
+        }
+        auto deleted = call("vm.delete", nlohmann::json::array({id, {{"zvols", false}}}));
+        if (!deleted.ok()) {
+            return deleted.status();
+        }
+        result.vms_deleted.push_back(json_text(vm, "name"));
+    }
+    auto datasets = call("pool.dataset.query");
+    if (!datasets.ok()) {
+        return datasets.status();
+    }
+    for (const auto& ds : *datasets) {
+        if (property_text(ds, "comments") != marker) {
+            continue;
+        }
+        std::string name = json_text(ds, "id");
+        auto deleted = call("pool.dataset.delete", nlohmann::json::array({name}));
+        if (!deleted.ok()) {
+            return deleted.status();
+        }
+        result.zvols_deleted.push_back(name);
+    }
+    return result;
+}
+
+}  // namespace vmlift::truenas

@@ -1,0 +1,85 @@
+// A live TrueNAS as the target of a migration: connect, provision a plan
+// idempotently, and roll back exactly what a run created.
+//
+// Contract
+//   connect() asks GET /api/versions which API the server speaks (see
+//   jsonrpc.h), opens the WebSocket with the same TLS policy, logs in with
+//   the API key, checks system.version_short, and on 25.10+ turns legacy job
+//   handling off (core.set_options) and checks the answer. A 24.10 server
+//   (REST only) is refused for now with a message saying so.
+//   call() runs one method; job methods return their result when the job
+//   ends: directly on 25.10+, by polling core.get_jobs on older releases
+//   (FAILED/ABORTED become remote_failed with the job's error).
+//   provision() runs a ProvisionPlan. Before changing anything it checks
+//   every NIC's bridge against vm.device.nic_attach_choices and the zvols'
+//   total size against the pool's free space. Then, idempotently: a zvol
+//   that exists with this run's marker is reused, one that exists without
+//   it is an error (nothing of someone else's is touched); a VM with the
+//   marker in its description is reused, a name taken by another VM gets
+//   _2, _3...; devices already on the VM (same zvol path, same MAC) are
+//   reused. The result says what was created and what was reused.
+//   rollback() deletes the VMs whose description carries the marker (never
+//   their zvols through vm.delete) and then the zvols whose comments carry
+//   it, and nothing else; it reports what it deleted.
+// Thread safety: none.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "connectors/http/websocket.h"
+#include "connectors/truenas/jsonrpc.h"
+#include "connectors/truenas/provision_plan.h"
+
+namespace vmlift::truenas {
+
+struct TrueNasConnection {
+    std::string host;
+    int port = 443;
+    http::TlsOptions tls;
+    std::string user = "root";
+    std::string api_key;
+    std::chrono::seconds timeout{120};
+};
+
+struct ProvisionResult {
+    int vm_id = 0;
+    std::string vm_name;
+    bool vm_reused = false;
+    std::vector<std::string> zvols_created;
+    std::vector<std::string> zvols_reused;
+    int devices_created = 0;
+    int devices_reused = 0;
+    nlohmann::json to_json() const;
+};
+
+struct RollbackResult {
+    std::vector<std::string> vms_deleted;
+    std::vector<std::string> zvols_deleted;
+};
+
+class TrueNasTarget {
+  public:
+    static Result<std::unique_ptr<TrueNasTarget>> connect(const TrueNasConnection& connection);
+
+    Release release() const { return m_release; }
+    const std::string& version() const { return m_version; }
+    Result<nlohmann::json> call(const std::string& method,
+                                const nlohmann::json& params = nlohmann::json::array());
+    Result<ProvisionResult> provision(const ProvisionPlan& plan, const TargetUrl& target);
+    Result<RollbackResult> rollback(const std::string& marker);
+
+  private:
+    TrueNasTarget() = default;
+    Status preflight(const ProvisionPlan& plan, const TargetUrl& target);
+    std::unique_ptr<JsonRpc> m_rpc;
+    Release m_release = Release::v25_10;
+    std::string m_version;
+    bool m_legacy_jobs = true;
+};
+
+}  // namespace vmlift::truenas
