@@ -6,7 +6,9 @@
 #include <sstream>
 
 #include "connectors/truenas/provision_plan.h"
+#include "connectors/truenas/target.h"
 #include "engine/vm_spec.h"
+#include "hooks/migrate_vm/ssh_options.h"
 
 namespace vmlift::cli {
 namespace {
@@ -47,8 +49,7 @@ std::vector<std::string> split_commas(const std::string& s) {
 void add_provision_command(CLI::App& app, ProvisionOptions& o) {
     auto* cmd =
         app.add_subcommand("provision", "create the target zvols, VM and devices on TrueNAS");
-    cmd->add_option("--spec", o.spec_file, "the VmSpec JSON (migrate-vm --json inspect ...)")
-        ->required();
+    cmd->add_option("--spec", o.spec_file, "the VmSpec JSON (migrate-vm --json inspect ...)");
     cmd->add_option("--target", o.target, "truenas://HOST/POOL[/DATASET]")->required();
     cmd->add_option("--target-version", o.target_version,
                     "TrueNAS release (24.10, 25.04.2, 25.10, 26): decides the payload shapes");
@@ -58,18 +59,96 @@ void add_provision_command(CLI::App& app, ProvisionOptions& o) {
     cmd->add_option("--bridge", o.bridge, "attach every NIC to this bridge");
     cmd->add_option("--bridge-map", o.bridge_map, "SRC=DST,...: bridge per source bridge");
     cmd->add_flag("--dry-run", o.dry_run, "print the API calls in order; connect to nothing");
+    cmd->add_flag("--rollback", o.rollback,
+                  "delete what the run --run-id created on the target (its VM and zvols only)");
+    cmd->add_option("--truenas-user", o.user, "user owning the API key")->capture_default_str();
+    cmd->add_option("--truenas-port", o.port, "HTTPS port of the TrueNAS API")
+        ->capture_default_str();
+    cmd->add_option("--truenas-api-key-file", o.api_key_file,
+                    "file holding the API key (or VMLIFT_TRUENAS_API_KEY)");
+    cmd->add_option("--truenas-ca-file", o.ca_file, "CA file for the TrueNAS certificate");
+    cmd->add_option("--truenas-fingerprint", o.fingerprint,
+                    "pin the TrueNAS certificate's SHA-256 fingerprint");
+    cmd->add_flag("--truenas-insecure", o.insecure,
+                  "do not verify the TrueNAS certificate (warns)");
+}
+
+Result<std::unique_ptr<truenas::TrueNasTarget>> connect_truenas(Context& ctx,
+                                                                const ProvisionOptions& o,
+                                                                const truenas::TargetUrl& url) {
+    truenas::TrueNasConnection c;
+    c.host = url.host;
+    c.port = o.port;
+    c.user = o.user;
+    int modes =
+        (o.ca_file.empty() ? 0 : 1) + (o.fingerprint.empty() ? 0 : 1) + (o.insecure ? 1 : 0);
+    if (modes > 1) {
+        return Status(Code::invalid_input,
+                      "give only one of --truenas-ca-file, "
+                      "--truenas-fingerprint and --truenas-insecure");
+    }
+    if (!o.fingerprint.empty()) {
+        c.tls = {http::TlsMode::pinned, "", o.fingerprint};
+    } else if (!o.ca_file.empty()) {
+        c.tls = {http::TlsMode::ca_file, o.ca_file, ""};
+    } else if (o.insecure) {
+        c.tls = {http::TlsMode::insecure, "", ""};
+        ctx.logger.warn("truenas",
+                        "--truenas-insecure: the TrueNAS certificate is not checked; "
+                        "anyone on the path can take the API key");
+    }
+    if (!o.api_key_file.empty()) {
+        auto key = read_secret_file(o.api_key_file, "--truenas-api-key-file", ctx.redactor);
+        if (!key.ok()) {
+            return key.status();
+        }
+        c.api_key = *key;
+    } else if (ctx.env.truenas_api_key && !ctx.env.truenas_api_key->empty()) {
+        c.api_key = *ctx.env.truenas_api_key;
+        ctx.redactor.add_secret(c.api_key);
+    } else {
+        return Status(
+            Code::invalid_input,
+            "no TrueNAS API key: give --truenas-api-key-file or set VMLIFT_TRUENAS_API_KEY");
+    }
+    return truenas::TrueNasTarget::connect(c);
 }
 
 int run_provision(Context& ctx, const ProvisionOptions& o) {
-    if (!o.dry_run) {
-        return fail(ctx, Status(Code::invalid_input,
-                                "provisioning a live TrueNAS is not in this version yet; run "
-                                "with --dry-run to see the calls it will make"));
+    if (o.rollback) {
+        if (o.run_id.empty()) {
+            return fail(ctx, Status(Code::invalid_input, "--rollback needs --run-id of the run"));
+        }
+        auto url = truenas::parse_truenas_url(o.target);
+        if (!url.ok()) {
+            return fail(ctx, url.status());
+        }
+        auto target = connect_truenas(ctx, o, *url);
+        if (!target.ok()) {
+            return fail(ctx, target.status());
+        }
+        auto done = (*target)->rollback("vmlift run " + o.run_id);
+        if (!done.ok()) {
+            return fail(ctx, done.status());
+        }
+        nlohmann::json j = {{"vms_deleted", done->vms_deleted},
+                            {"zvols_deleted", done->zvols_deleted}};
+        if (ctx.global.json) {
+            std::cout << j.dump() << std::endl;
+        } else {
+            std::cout << "Deleted " << done->vms_deleted.size() << " VM(s) and "
+                      << done->zvols_deleted.size() << " zvol(s) of run " << o.run_id << ": "
+                      << j.dump() << std::endl;
+        }
+        return 0;
     }
-    if (o.target_version.empty()) {
+    if (o.dry_run && o.target_version.empty()) {
         return fail(ctx, Status(Code::invalid_input,
                                 "--dry-run connects to nothing, so it needs --target-version "
                                 "(24.10, 25.04.2, 25.10 or 26)"));
+    }
+    if (o.spec_file.empty()) {
+        return fail(ctx, Status(Code::invalid_input, "--spec is required (the VmSpec JSON)"));
     }
     std::ifstream in(o.spec_file);
     if (!in) {
@@ -90,7 +169,22 @@ int run_provision(Context& ctx, const ProvisionOptions& o) {
     if (!target.ok()) {
         return fail(ctx, target.status());
     }
-    auto release = truenas::parse_release(o.target_version);
+    std::unique_ptr<truenas::TrueNasTarget> live;
+    if (!o.dry_run) {
+        auto connected = connect_truenas(ctx, o, *target);
+        if (!connected.ok()) {
+            return fail(ctx, connected.status());
+        }
+        live = std::move(*connected);
+        if (!o.target_version.empty() && truenas::parse_release(o.target_version).ok() &&
+            *truenas::parse_release(o.target_version) != live->release()) {
+            ctx.logger.warn("provision", "--target-version " + o.target_version +
+                                             " ignored: the server runs TrueNAS " +
+                                             live->version());
+        }
+    }
+    auto release =
+        live ? Result<truenas::Release>(live->release()) : truenas::parse_release(o.target_version);
     if (!release.ok()) {
         return fail(ctx, release.status());
     }
@@ -117,6 +211,33 @@ int run_provision(Context& ctx, const ProvisionOptions& o) {
     auto plan = truenas::plan_provision(*spec, *target, *release, po);
     if (!plan.ok()) {
         return fail(ctx, plan.status());
+    }
+    if (live) {
+        auto done = live->provision(*plan, *target);
+        if (!done.ok()) {
+            return fail(ctx, done.status());
+        }
+        nlohmann::json j = done->to_json();
+        j["run_id"] = po.run_id;
+        j["truenas_version"] = live->version();
+        j["notes"] = plan->notes;
+        if (ctx.global.json) {
+            std::cout << j.dump() << std::endl;
+        } else {
+            std::cout << "VM " << done->vm_name << " (id " << done->vm_id << ") "
+                      << (done->vm_reused ? "already there" : "created") << " on " << target->host
+                      << " (TrueNAS " << live->version() << "), run " << po.run_id << ": "
+                      << done->zvols_created.size() << " zvol(s) created, "
+                      << done->zvols_reused.size() << " reused; " << done->devices_created
+                      << " device(s) created, " << done->devices_reused << " reused\n";
+            for (const auto& note : plan->notes) {
+                std::cout << "  note: " << note << "\n";
+            }
+            std::cout << "Undo with: migrate-vm provision --target " << o.target << " --spec "
+                      << o.spec_file << " --run-id " << po.run_id << " --rollback\n";
+            std::cout.flush();
+        }
+        return 0;
     }
     if (ctx.global.json) {
         for (const auto& call : plan->calls) {

@@ -21,6 +21,14 @@ struct ProvisionOptions {
     std::string bridge;
     std::string bridge_map;  // SRC=DST,...
     bool dry_run = false;
+    bool rollback = false;
+    // Connection (without --dry-run).
+    std::string user = "root";
+    int port = 443;
+    std::string api_key_file;  // or VMLIFT_TRUENAS_API_KEY
+    std::string ca_file;
+    std::string fingerprint;
+    bool insecure = false;
 };
 
 void add_provision_command(CLI::App& app, ProvisionOptions& options);

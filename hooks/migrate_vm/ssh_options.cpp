@@ -24,6 +24,7 @@ Environment Environment::from_process() {
     env.ssh_password = get("VMLIFT_SSH_PASSWORD");
     env.pve_token_secret = get("VMLIFT_PVE_TOKEN_SECRET");
     env.pve_password = get("VMLIFT_PVE_PASSWORD");
+    env.truenas_api_key = get("VMLIFT_TRUENAS_API_KEY");
     char self[4096];
     ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
     if (n > 0) {

@@ -47,6 +47,7 @@ struct Environment {
     std::optional<std::string> ssh_password;      // VMLIFT_SSH_PASSWORD
     std::optional<std::string> pve_token_secret;  // VMLIFT_PVE_TOKEN_SECRET
     std::optional<std::string> pve_password;      // VMLIFT_PVE_PASSWORD
+    std::optional<std::string> truenas_api_key;   // VMLIFT_TRUENAS_API_KEY
     std::string self_dir;                         // directory of this executable
     static Environment from_process();
 };

@@ -394,6 +394,56 @@ TEST_F(TrueNasRpc, ProvisionRefusesBadTargetsBeforeChangingAnything) {
     }
 }
 
+TEST_F(TrueNasRpc, ProvisionCommandAgainstALiveServerAndItsRollback) {
+    TrueNasSim sim("26", false, {"--bridge", "br0"});
+    TempDir dir;
+    std::ofstream(dir.file("key")) << k_key << "\n";
+    std::ofstream(dir.file("spec.json")) << to_json(web01()).dump();
+    PosixProcessRunner runner;
+    auto cli = [&](std::vector<std::string> extra) {
+        ProcessSpec spec;
+        spec.argv = {VMLIFT_MIGRATE_VM,
+                     "--json",
+                     "provision",
+                     "--target",
+                     "truenas://127.0.0.1/tank/vms",
+                     "--truenas-port",
+                     std::to_string(sim.port()),
+                     "--truenas-fingerprint",
+                     sim.tls().fingerprint,
+                     "--truenas-api-key-file",
+                     dir.file("key"),
+                     "--run-id",
+                     "cli1"};
+        spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
+        spec.env = default_tool_env();
+        spec.timeout = std::chrono::seconds(60);
+        auto r = run_captured(runner, spec);
+        EXPECT_TRUE(r.ok());
+        EXPECT_EQ(r->out.find(k_key), std::string::npos);
+        EXPECT_EQ(r->err.find(k_key), std::string::npos);
+        return *r;
+    };
+    auto first = cli({"--spec", dir.file("spec.json"), "--bridge", "br0"});
+    ASSERT_EQ(first.exit.code, 0) << first.err;
+    auto j = nlohmann::json::parse(first.out);
+    EXPECT_EQ(j["vm_name"], "web01");
+    EXPECT_EQ(j["truenas_version"], "26.0.0");
+    EXPECT_EQ(j["devices_created"], 4);
+    auto again = cli({"--spec", dir.file("spec.json"), "--bridge", "br0"});
+    ASSERT_EQ(again.exit.code, 0) << again.err;
+    EXPECT_EQ(nlohmann::json::parse(again.out)["vm_reused"], true);
+    auto bad_bridge = cli({"--spec", dir.file("spec.json")});  // vmbr0 does not exist there
+    EXPECT_EQ(bad_bridge.exit.code, 3);
+    EXPECT_NE(bad_bridge.err.find("bridge 'vmbr0' does not exist"), std::string::npos)
+        << bad_bridge.err;
+    auto undone = cli({"--rollback"});
+    ASSERT_EQ(undone.exit.code, 0) << undone.err;
+    auto u = nlohmann::json::parse(undone.out);
+    EXPECT_EQ(u["vms_deleted"], nlohmann::json::array({"web01"}));
+    EXPECT_EQ(u["zvols_deleted"].size(), 2u);
+}
+
 TEST(TrueNasApiChoice, FromVersionLists) {
     EXPECT_EQ(choose_api(404, "")->kind, ApiKind::rest_v2);
     EXPECT_EQ(choose_api(200, R"(["v24.10","v25.04.0","v25.04.1","v25.04.2"])")->path,
