@@ -52,14 +52,22 @@ Status check_release(const std::string& version_short);
 // The Status for a JSON-RPC error object returned by `method`.
 Status rpc_error(const std::string& method, const nlohmann::json& error);
 
-class JsonRpc {
+// One TrueNAS API call, whatever carries it (JSON-RPC, REST, midclt).
+class ApiTransport {
+  public:
+    virtual ~ApiTransport() = default;
+    virtual Result<nlohmann::json> call(const std::string& method,
+                                        const nlohmann::json& params = nlohmann::json::array()) = 0;
+};
+
+class JsonRpc : public ApiTransport {
   public:
     JsonRpc(std::unique_ptr<http::WebSocket> ws, std::string url,
             std::chrono::seconds timeout = std::chrono::seconds(120))
         : m_ws(std::move(ws)), m_url(std::move(url)), m_timeout(timeout) {}
 
     Result<nlohmann::json> call(const std::string& method,
-                                const nlohmann::json& params = nlohmann::json::array());
+                                const nlohmann::json& params = nlohmann::json::array()) override;
     std::function<void(const nlohmann::json&)> on_notification;
     const std::string& url() const { return m_url; }
 

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "connectors/http/curl_http.h"
+#include "connectors/truenas/rest.h"
 #include "engine/json_text.h"
 
 namespace vmlift::truenas {
@@ -66,22 +67,25 @@ Result<std::unique_ptr<TrueNasTarget>> TrueNasTarget::connect(const TrueNasConne
     if (!api.ok()) {
         return api.status();
     }
-    if (api->kind == ApiKind::rest_v2) {
-        return Status(Code::invalid_input,
-                      c.host +
-                          " runs TrueNAS 24.10 (REST API only); this version of vmlift "
-                          "provisions 25.04.2 and later (see the README)");
-    }
-    http::WsOptions ws;
-    ws.url = "wss://" + authority + api->path;
-    ws.tls = c.tls;
-    auto socket = http::WebSocket::connect(ws);
-    if (!socket.ok()) {
-        return socket.status();
-    }
     std::unique_ptr<TrueNasTarget> t(new TrueNasTarget());
-    t->m_rpc = std::make_unique<JsonRpc>(std::move(*socket), ws.url, c.timeout);
-    VMLIFT_RETURN_IF_ERROR(login_with_api_key(*t->m_rpc, c.user, c.api_key));
+    if (api->kind == ApiKind::rest_v2) {
+        http::CurlOptions rest = curl;
+        rest.base_url = "https://" + authority + "/api/v2.0";
+        rest.request_timeout = c.timeout;
+        t->m_http = std::make_unique<http::CurlHttpClient>(rest);
+        t->m_rpc = std::make_unique<RestApi>(*t->m_http, c.api_key);
+    } else {
+        http::WsOptions ws;
+        ws.url = "wss://" + authority + api->path;
+        ws.tls = c.tls;
+        auto socket = http::WebSocket::connect(ws);
+        if (!socket.ok()) {
+            return socket.status();
+        }
+        auto rpc = std::make_unique<JsonRpc>(std::move(*socket), ws.url, c.timeout);
+        VMLIFT_RETURN_IF_ERROR(login_with_api_key(*rpc, c.user, c.api_key));
+        t->m_rpc = std::move(rpc);
+    }
     auto version = t->m_rpc->call("system.version_short");
     if (!version.ok()) {
         return version.status();

@@ -6,7 +6,7 @@
 //   jsonrpc.h), opens the WebSocket with the same TLS policy, logs in with
 //   the API key, checks system.version_short, and on 25.10+ turns legacy job
 //   handling off (core.set_options) and checks the answer. A 24.10 server
-//   (REST only) is refused for now with a message saying so.
+//   gets the same calls over REST (rest.h) with the key as a Bearer token.
 //   call() runs one method; job methods return their result when the job
 //   ends: directly on 25.10+, by polling core.get_jobs on older releases
 //   (FAILED/ABORTED become remote_failed with the job's error).
@@ -34,6 +34,7 @@
 #include "connectors/http/websocket.h"
 #include "connectors/truenas/jsonrpc.h"
 #include "connectors/truenas/provision_plan.h"
+#include "engine/http.h"
 
 namespace vmlift::truenas {
 
@@ -76,7 +77,8 @@ class TrueNasTarget {
   private:
     TrueNasTarget() = default;
     Status preflight(const ProvisionPlan& plan, const TargetUrl& target);
-    std::unique_ptr<JsonRpc> m_rpc;
+    std::unique_ptr<HttpClient> m_http;  // REST (24.10) only
+    std::unique_ptr<ApiTransport> m_rpc;
     Release m_release = Release::v25_10;
     std::string m_version;
     bool m_legacy_jobs = true;

@@ -306,8 +306,8 @@ ProvisionPlan plan_for(const VmSpec& spec, Release release, const std::string& r
 
 TEST_F(TrueNasRpc, ProvisionIsIdempotentAndRollbackRemovesExactlyTheRunsObjects) {
     for (auto [release, rel] :
-         {std::pair{"25.04.2", Release::v25_04_2}, std::pair{"25.10", Release::v25_10},
-          std::pair{"26", Release::v26}}) {
+         {std::pair{"24.10", Release::v24_10}, std::pair{"25.04.2", Release::v25_04_2},
+          std::pair{"25.10", Release::v25_10}, std::pair{"26", Release::v26}}) {
         TrueNasSim sim(release, false, {"--bridge", "br0", "--bridge", "br1", "--pool", "tank:1G"});
         auto target = sim.target();
         ASSERT_TRUE(target.ok()) << release << ": " << target.status().message() << sim.log();
@@ -387,11 +387,22 @@ TEST_F(TrueNasRpc, ProvisionRefusesBadTargetsBeforeChangingAnything) {
     auto taken = (*target)->provision(plan_for(one, Release::v25_10), url);
     EXPECT_EQ(taken.status().code(), Code::invalid_input);
     EXPECT_NE(taken.status().message().find("was not created by this run"), std::string::npos);
-    for (const char* old : {"24.10", "25.04.0"}) {
-        TrueNasSim legacy(old);
-        auto refused = legacy.target();
-        EXPECT_EQ(refused.status().code(), Code::invalid_input) << old;
-    }
+    TrueNasSim old("25.04.0");
+    auto refused = old.target();
+    EXPECT_EQ(refused.status().code(), Code::invalid_input);
+    EXPECT_NE(refused.status().message().find("upgrade to TrueNAS 25.04.2"), std::string::npos);
+    // 24.10 over REST: a wrong key is a clear auth error.
+    TrueNasSim rest("24.10");
+    TrueNasConnection c;
+    c.host = "127.0.0.1";
+    c.port = rest.port();
+    c.tls = rest.tls();
+    c.api_key = "7-wrong";
+    auto denied = TrueNasTarget::connect(c);
+    EXPECT_EQ(denied.status().code(), Code::auth_failed);
+    EXPECT_NE(denied.status().message().find("system.version_short failed (HTTP 401"),
+              std::string::npos)
+        << denied.status().message();
 }
 
 TEST_F(TrueNasRpc, ProvisionCommandAgainstALiveServerAndItsRollback) {

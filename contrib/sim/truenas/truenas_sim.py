@@ -421,6 +421,104 @@ def apply_filters(rows, filters):
     return rows
 
 
+def serve_rest(sim, args, ctx, port_holder):
+    """TrueNAS 24.10: REST /api/v2.0 with a Bearer key, mapped onto the same
+    handlers as JSON-RPC (restful.py's mapping)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    import urllib.parse
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def reply(self, status, body):
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def route(self, verb):
+            url = urllib.parse.urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            if url.path == "/api/versions":
+                return self.reply(404, {"message": "Not Found"})
+            if not url.path.startswith("/api/v2.0/"):
+                return self.reply(404, {"message": "Not Found"})
+            if self.headers.get("Authorization") != "Bearer " + sim.api_key or sim.revoked:
+                return self.reply(401, {"message": "Authentication credentials were not provided"})
+            parts = [urllib.parse.unquote(p) for p in url.path[len("/api/v2.0/"):].split("/") if p]
+            body = json.loads(raw) if raw else None
+            query = urllib.parse.parse_qsl(url.query)
+            if "id" in parts:
+                i = parts.index("id")
+                service, ident, rest = ".".join(parts[:i]), parts[i + 1], parts[i + 2:]
+                ident = int(ident) if ident.isdigit() else ident
+                if rest:
+                    method, params = service + "." + rest[0], [ident] + ([body] if body is not None else [])
+                else:
+                    method = service + {"GET": ".get_instance", "PUT": ".update", "DELETE": ".delete"}[verb]
+                    params = [ident] + ([body] if body is not None else [])
+            else:
+                name = ".".join(parts)
+                if verb == "GET" and name in sim.methods:
+                    method = name
+                    params = [[[k, "=", int(v) if v.isdigit() else v] for k, v in query]] if query else []
+                elif verb == "GET":
+                    method = name + ".query"
+                    params = [[[k, "=", int(v) if v.isdigit() else v] for k, v in query]]
+                elif verb == "POST" and name + ".create" in sim.methods:
+                    method, params = name + ".create", [body]
+                else:
+                    method = name
+                    params = [] if body is None else (body if isinstance(body, list) else [body])
+            session = {"authenticated": True, "options": {"legacy_jobs": True}, "secure": True}
+            try:
+                with sim.lock:
+                    result = sim.call(session, method, params)
+                return self.reply(200, result)
+            except CallError as e:
+                if e.code == -32601:
+                    return self.reply(404, {"message": "Method does not exist"})
+                if e.code == -32602:
+                    out = {}
+                    for line in (e.reason or "").splitlines():
+                        line = line.strip()
+                        if not line:
+                            continue
+                        err, _, rest = line.partition("] ")
+                        attr, _, msg = rest.partition(": ")
+                        out.setdefault(attr, []).append({"message": msg, "errno": 22 if "EINVAL" in err else 17})
+                    return self.reply(422, out)
+                if e.errname == "ENOENT":
+                    return self.reply(404, {"message": e.reason or e.message})
+                return self.reply(422, {"message": e.reason or e.message, "errno": e.errno or 22})
+
+        def do_GET(self):
+            self.route("GET")
+
+        def do_POST(self):
+            self.route("POST")
+
+        def do_PUT(self):
+            self.route("PUT")
+
+        def do_DELETE(self):
+            self.route("DELETE")
+
+    host, port = args.listen.rsplit(":", 1)
+    server = ThreadingHTTPServer((host, int(port)), Handler)
+    server.daemon_threads = True
+    if ctx is not None:
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    port_holder.append(server.server_address[1])
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+
 async def serve(sim, args):
     cert, key = os.path.join(args.state, "cert.pem"), os.path.join(args.state, "key.pem")
     if not os.path.exists(cert):
@@ -471,12 +569,19 @@ async def serve(sim, args):
             if rid is not None:
                 await ws.send(json.dumps(reply))
 
-    server = await websockets.serve(handler, args.listen.rsplit(":", 1)[0], int(args.listen.rsplit(":", 1)[1]),
-                                    ssl=ctx, process_request=process_request, max_size=64 << 20)
+    if versions is None:  # 24.10: REST only
+        holder = []
+        serve_rest(sim, args, ctx, holder)
+        port = holder[0]
+    else:
+        server = await websockets.serve(handler, args.listen.rsplit(":", 1)[0],
+                                        int(args.listen.rsplit(":", 1)[1]), ssl=ctx,
+                                        process_request=process_request, max_size=64 << 20)
+        port = server.sockets[0].getsockname()[1]
     with open(os.path.join(args.state, "fingerprint"), "w") as f:
         f.write(":".join(fp[i:i + 2] for i in range(0, len(fp), 2)) + "\n")
     with open(os.path.join(args.state, "port.tmp"), "w") as f:
-        f.write("%d\n" % server.sockets[0].getsockname()[1])
+        f.write("%d\n" % port)
     os.rename(os.path.join(args.state, "port.tmp"), os.path.join(args.state, "port"))
     await asyncio.Future()
 

@@ -1,4 +1,5 @@
 #include "connectors/truenas/provision_plan.h"
+#include "connectors/truenas/rest.h"
 
 #include <gtest/gtest.h>
 
@@ -107,6 +108,33 @@ TEST(ProvisionPlan, InputsAreCheckedAndNamed) {
     auto bad = plan_provision(s, *target, Release::v26, {});
     EXPECT_EQ(bad.status().code(), Code::invalid_input);
     EXPECT_NE(bad.status().message().find("virtio1 has no size"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vmlift::truenas
+
+namespace vmlift::truenas {
+namespace {
+
+TEST(RestRoute, FollowsTheMiddlewaresMapping) {
+    auto q = rest_route("pool.dataset.query", {{{"id", "=", "tank/vms/web 01"}}});
+    EXPECT_EQ(q->method, HttpMethod::get);
+    EXPECT_EQ(q->path, "/pool/dataset?id=tank%2Fvms%2Fweb%2001");
+    auto create = rest_route("vm.device.create", {{{"dtype", "NIC"}, {"vm", 3}}});
+    EXPECT_EQ(create->method, HttpMethod::post);
+    EXPECT_EQ(create->path, "/vm/device");
+    EXPECT_EQ(nlohmann::json::parse(create->body)["vm"], 3);
+    auto del = rest_route("pool.dataset.delete", {"tank/vms/a"});
+    EXPECT_EQ(del->method, HttpMethod::del);
+    EXPECT_EQ(del->path, "/pool/dataset/id/tank%2Fvms%2Fa");
+    EXPECT_EQ(rest_route("vm.get_instance", {7})->path, "/vm/id/7");
+    auto stop = rest_route("vm.stop", {7, {{"force", true}}});
+    EXPECT_EQ(stop->path, "/vm/id/7/stop");
+    EXPECT_EQ(stop->body, R"({"force":true})");
+    EXPECT_EQ(rest_route("system.version_short", nlohmann::json::array())->method, HttpMethod::get);
+    EXPECT_EQ(rest_route("system.version_short", nlohmann::json::array())->path,
+              "/system/version_short");
+    EXPECT_FALSE(rest_route("vm.query", {{{"name", "^", "web"}}}).ok());
 }
 
 }  // namespace
