@@ -4,16 +4,12 @@
 #include <thread>
 
 #include "connectors/http/curl_http.h"
+#include "connectors/truenas/midclt.h"
 #include "connectors/truenas/rest.h"
 #include "engine/json_text.h"
 
 namespace vmlift::truenas {
 namespace {
-
-const std::set<std::string>& job_methods() {
-    static const std::set<std::string> m = {"vm.stop", "vm.restart", "cronjob.run"};
-    return m;
-}
 
 // Dataset properties come as {"value": ...} objects from pool.dataset.query.
 std::string property_text(const nlohmann::json& dataset, const char* key) {
@@ -86,20 +82,39 @@ Result<std::unique_ptr<TrueNasTarget>> TrueNasTarget::connect(const TrueNasConne
         VMLIFT_RETURN_IF_ERROR(login_with_api_key(*rpc, c.user, c.api_key));
         t->m_rpc = std::move(rpc);
     }
-    auto version = t->m_rpc->call("system.version_short");
+    VMLIFT_RETURN_IF_ERROR(t->finish_connect());
+    return t;
+}
+
+Result<std::unique_ptr<TrueNasTarget>> TrueNasTarget::over_ssh(SshTransport& host,
+                                                               Privilege privilege) {
+    std::unique_ptr<TrueNasTarget> t(new TrueNasTarget());
+    t->m_rpc = std::make_unique<MidcltApi>(host, privilege);
+    t->m_midclt = true;
+    VMLIFT_RETURN_IF_ERROR(t->finish_connect());
+    return t;
+}
+
+// Version check and job handling, whatever the transport.
+Status TrueNasTarget::finish_connect() {
+    auto version = m_rpc->call("system.version_short");
     if (!version.ok()) {
         return version.status();
     }
-    t->m_version = version->is_string() ? version->get<std::string>() : version->dump();
-    VMLIFT_RETURN_IF_ERROR(check_release(t->m_version));
-    auto release = parse_release(t->m_version);
+    m_version = version->is_string() ? version->get<std::string>() : version->dump();
+    VMLIFT_RETURN_IF_ERROR(check_release(m_version));
+    auto release = parse_release(m_version);
     if (!release.ok()) {
         return release.status();
     }
-    t->m_release = *release;
-    if (t->m_release == Release::v25_10 || t->m_release == Release::v26) {
+    m_release = *release;
+    if (m_midclt) {
+        m_legacy_jobs = false;  // midclt -j waits for jobs; options are per connection
+        return {};
+    }
+    if (m_release == Release::v25_10 || m_release == Release::v26) {
         auto options =
-            t->m_rpc->call("core.set_options", nlohmann::json::array({{{"legacy_jobs", false}}}));
+            m_rpc->call("core.set_options", nlohmann::json::array({{{"legacy_jobs", false}}}));
         if (!options.ok()) {
             return options.status();
         }
@@ -107,15 +122,15 @@ Result<std::unique_ptr<TrueNasTarget>> TrueNasTarget::connect(const TrueNasConne
             return Status(Code::remote_failed,
                           "core.set_options did not turn legacy job handling off");
         }
-        t->m_legacy_jobs = false;
+        m_legacy_jobs = false;
     }
-    return t;
+    return {};
 }
 
 Result<nlohmann::json> TrueNasTarget::call(const std::string& method,
                                            const nlohmann::json& params) {
     auto r = m_rpc->call(method, params);
-    if (!r.ok() || !m_legacy_jobs || !job_methods().count(method)) {
+    if (!r.ok() || !m_legacy_jobs || !truenas_job_methods().count(method)) {
         return r;
     }
     if (!r->is_number_integer()) {

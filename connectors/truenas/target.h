@@ -33,6 +33,7 @@
 
 #include "connectors/http/websocket.h"
 #include "connectors/truenas/jsonrpc.h"
+#include "connectors/truenas/midclt.h"
 #include "connectors/truenas/provision_plan.h"
 #include "engine/http.h"
 
@@ -66,6 +67,9 @@ struct RollbackResult {
 class TrueNasTarget {
   public:
     static Result<std::unique_ptr<TrueNasTarget>> connect(const TrueNasConnection& connection);
+    // The same, with every call through `midclt call` on the host over SSH
+    // (`host` must outlive the target).
+    static Result<std::unique_ptr<TrueNasTarget>> over_ssh(SshTransport& host, Privilege privilege);
 
     Release release() const { return m_release; }
     const std::string& version() const { return m_version; }
@@ -77,11 +81,13 @@ class TrueNasTarget {
   private:
     TrueNasTarget() = default;
     Status preflight(const ProvisionPlan& plan, const TargetUrl& target);
+    Status finish_connect();
     std::unique_ptr<HttpClient> m_http;  // REST (24.10) only
     std::unique_ptr<ApiTransport> m_rpc;
     Release m_release = Release::v25_10;
     std::string m_version;
     bool m_legacy_jobs = true;
+    bool m_midclt = false;
 };
 
 }  // namespace vmlift::truenas

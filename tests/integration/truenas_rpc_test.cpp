@@ -15,6 +15,7 @@
 #include "connectors/truenas/jsonrpc.h"
 #include "connectors/truenas/target.h"
 #include "engine/process.h"
+#include "tests/support/local_transport.h"
 #include "tests/support/temp_dir.h"
 
 namespace vmlift::truenas {
@@ -453,6 +454,65 @@ TEST_F(TrueNasRpc, ProvisionCommandAgainstALiveServerAndItsRollback) {
     auto u = nlohmann::json::parse(undone.out);
     EXPECT_EQ(u["vms_deleted"], nlohmann::json::array({"web01"}));
     EXPECT_EQ(u["zvols_deleted"].size(), 2u);
+}
+
+// `midclt` on the host, here the shim that talks to the simulator the way the
+// real one talks to the local middleware; reached through the quoting path.
+class MidcltHost : public testing_support::LocalTransport {
+  public:
+    MidcltHost(std::string url, std::string key_file)
+        : m_url(std::move(url)), m_key_file(std::move(key_file)) {}
+    Result<ExitStatus> exec(const std::vector<std::string>& argv, RunIo io,
+                            ExecOptions options = {}) override {
+        auto copy = argv;
+        auto at = std::find(copy.begin(), copy.end(), "midclt");
+        if (at != copy.end()) {
+            size_t i = static_cast<size_t>(at - copy.begin());
+            copy.erase(copy.begin(), copy.begin() + static_cast<long>(i) + 1);
+            copy.insert(copy.begin(),
+                        {"/usr/bin/python3", VMLIFT_SOURCE_DIR "/tests/support/midclt_shim.py",
+                         "--url", m_url, "--key-file", m_key_file});
+        }
+        last_argv = argv;
+        return LocalTransport::exec(copy, io, options);
+    }
+    std::vector<std::string> last_argv;
+
+  private:
+    std::string m_url, m_key_file;
+};
+
+TEST_F(TrueNasRpc, ProvisionThroughMidcltOverSsh) {
+    TrueNasSim sim("25.10", true, {"--bridge", "br0", "--bridge", "br1"});
+    TempDir dir;
+    std::ofstream(dir.file("key")) << k_key << "\n";
+    MidcltHost host("ws://127.0.0.1:" + std::to_string(sim.port()) + "/api/v25.10.0",
+                    dir.file("key"));
+    auto target = TrueNasTarget::over_ssh(host, Privilege::direct);
+    ASSERT_TRUE(target.ok()) << target.status().message() << sim.log();
+    EXPECT_EQ((*target)->version(), "25.10.6");
+    const auto plan = plan_for(web01(), Release::v25_10, "ssh1");
+    auto done = (*target)->provision(plan, *parse_truenas_url("truenas://nas/tank/vms"));
+    ASSERT_TRUE(done.ok()) << done.status().message();
+    EXPECT_EQ(done->devices_created, 4);
+    // Each parameter travelled as one JSON argument.
+    ASSERT_GE(host.last_argv.size(), 4u);
+    EXPECT_EQ(host.last_argv[0], "midclt");
+    EXPECT_EQ(host.last_argv[2], "vm.device.create");
+    EXPECT_EQ(nlohmann::json::parse(host.last_argv[3])["attributes"]["dtype"], "NIC");
+    // Validation errors keep their attribute and errno.
+    auto taken = (*target)->call("vm.create", {{{"name", "web01"}, {"memory", 512}}});
+    EXPECT_EQ(taken.status().code(), Code::invalid_input);
+    EXPECT_NE(taken.status().message().find("vm_create.name: This name already exists. (EEXIST)"),
+              std::string::npos)
+        << taken.status().message();
+    // Job methods wait through -j.
+    ASSERT_TRUE((*target)->call("vm.start", {done->vm_id}).ok());
+    ASSERT_TRUE((*target)->call("vm.stop", {done->vm_id, {{"force", true}}}).ok());
+    EXPECT_EQ(host.last_argv[2], "-j");
+    auto gone = (*target)->rollback(plan.marker);
+    ASSERT_TRUE(gone.ok()) << gone.status().message();
+    EXPECT_EQ(gone->zvols_deleted.size(), 2u);
 }
 
 TEST(TrueNasApiChoice, FromVersionLists) {
