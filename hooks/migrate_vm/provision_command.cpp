@@ -5,6 +5,7 @@
 #include <random>
 #include <sstream>
 
+#include "connectors/ssh/ssh_factory.h"
 #include "connectors/truenas/provision_plan.h"
 #include "connectors/truenas/target.h"
 #include "engine/vm_spec.h"
@@ -69,13 +70,46 @@ void add_provision_command(CLI::App& app, ProvisionOptions& o) {
     cmd->add_option("--truenas-ca-file", o.ca_file, "CA file for the TrueNAS certificate");
     cmd->add_option("--truenas-fingerprint", o.fingerprint,
                     "pin the TrueNAS certificate's SHA-256 fingerprint");
+    cmd->add_flag("--truenas-via-ssh", o.via_ssh,
+                  "make every call with `midclt call` over SSH (the global SSH options; sudo "
+                  "when --ssh-user is not root) instead of the HTTPS API");
     cmd->add_flag("--truenas-insecure", o.insecure,
                   "do not verify the TrueNAS certificate (warns)");
 }
 
-Result<std::unique_ptr<truenas::TrueNasTarget>> connect_truenas(Context& ctx,
-                                                                const ProvisionOptions& o,
-                                                                const truenas::TargetUrl& url) {
+// A connected target and, with --truenas-via-ssh, the SSH connection it uses.
+struct TrueNasSession {
+    std::unique_ptr<SshTransport> ssh;
+    std::unique_ptr<truenas::TrueNasTarget> target;
+};
+
+Result<TrueNasSession> connect_via_ssh(Context& ctx, const truenas::TargetUrl& url) {
+    auto ssh_options = build_ssh_options(ctx.global, ctx.env, url.host, ctx.redactor);
+    if (!ssh_options.ok()) {
+        return ssh_options.status();
+    }
+    auto backend = parse_ssh_backend(ctx.global.ssh_backend);
+    if (!backend.ok()) {
+        return backend.status();
+    }
+    TrueNasSession session;
+    session.ssh = make_ssh_transport(*backend, *ssh_options, ctx.runner);
+    VMLIFT_RETURN_IF_ERROR(session.ssh->connect());
+    auto privilege =
+        ssh_options->target.user == "root" ? truenas::Privilege::direct : truenas::Privilege::sudo;
+    auto target = truenas::TrueNasTarget::over_ssh(*session.ssh, privilege);
+    if (!target.ok()) {
+        return target.status();
+    }
+    session.target = std::move(*target);
+    return session;
+}
+
+Result<TrueNasSession> connect_truenas(Context& ctx, const ProvisionOptions& o,
+                                       const truenas::TargetUrl& url) {
+    if (o.via_ssh) {
+        return connect_via_ssh(ctx, url);
+    }
     truenas::TrueNasConnection c;
     c.host = url.host;
     c.port = o.port;
@@ -111,7 +145,13 @@ Result<std::unique_ptr<truenas::TrueNasTarget>> connect_truenas(Context& ctx,
             Code::invalid_input,
             "no TrueNAS API key: give --truenas-api-key-file or set VMLIFT_TRUENAS_API_KEY");
     }
-    return truenas::TrueNasTarget::connect(c);
+    auto target = truenas::TrueNasTarget::connect(c);
+    if (!target.ok()) {
+        return target.status();
+    }
+    TrueNasSession session;
+    session.target = std::move(*target);
+    return session;
 }
 
 int run_provision(Context& ctx, const ProvisionOptions& o) {
@@ -127,7 +167,7 @@ int run_provision(Context& ctx, const ProvisionOptions& o) {
         if (!target.ok()) {
             return fail(ctx, target.status());
         }
-        auto done = (*target)->rollback("vmlift run " + o.run_id);
+        auto done = target->target->rollback("vmlift run " + o.run_id);
         if (!done.ok()) {
             return fail(ctx, done.status());
         }
@@ -169,22 +209,22 @@ int run_provision(Context& ctx, const ProvisionOptions& o) {
     if (!target.ok()) {
         return fail(ctx, target.status());
     }
-    std::unique_ptr<truenas::TrueNasTarget> live;
+    TrueNasSession session;
     if (!o.dry_run) {
         auto connected = connect_truenas(ctx, o, *target);
         if (!connected.ok()) {
             return fail(ctx, connected.status());
         }
-        live = std::move(*connected);
+        session = std::move(*connected);
         if (!o.target_version.empty() && truenas::parse_release(o.target_version).ok() &&
-            *truenas::parse_release(o.target_version) != live->release()) {
+            *truenas::parse_release(o.target_version) != session.target->release()) {
             ctx.logger.warn("provision", "--target-version " + o.target_version +
                                              " ignored: the server runs TrueNAS " +
-                                             live->version());
+                                             session.target->version());
         }
     }
-    auto release =
-        live ? Result<truenas::Release>(live->release()) : truenas::parse_release(o.target_version);
+    auto release = session.target ? Result<truenas::Release>(session.target->release())
+                                  : truenas::parse_release(o.target_version);
     if (!release.ok()) {
         return fail(ctx, release.status());
     }
@@ -212,21 +252,21 @@ int run_provision(Context& ctx, const ProvisionOptions& o) {
     if (!plan.ok()) {
         return fail(ctx, plan.status());
     }
-    if (live) {
-        auto done = live->provision(*plan, *target);
+    if (session.target) {
+        auto done = session.target->provision(*plan, *target);
         if (!done.ok()) {
             return fail(ctx, done.status());
         }
         nlohmann::json j = done->to_json();
         j["run_id"] = po.run_id;
-        j["truenas_version"] = live->version();
+        j["truenas_version"] = session.target->version();
         j["notes"] = plan->notes;
         if (ctx.global.json) {
             std::cout << j.dump() << std::endl;
         } else {
             std::cout << "VM " << done->vm_name << " (id " << done->vm_id << ") "
                       << (done->vm_reused ? "already there" : "created") << " on " << target->host
-                      << " (TrueNAS " << live->version() << "), run " << po.run_id << ": "
+                      << " (TrueNAS " << session.target->version() << "), run " << po.run_id << ": "
                       << done->zvols_created.size() << " zvol(s) created, "
                       << done->zvols_reused.size() << " reused; " << done->devices_created
                       << " device(s) created, " << done->devices_reused << " reused\n";

@@ -29,6 +29,7 @@ struct ProvisionOptions {
     std::string ca_file;
     std::string fingerprint;
     bool insecure = false;
+    bool via_ssh = false;
 };
 
 void add_provision_command(CLI::App& app, ProvisionOptions& options);
