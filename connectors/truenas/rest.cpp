@@ -29,7 +29,9 @@ Result<RestRoute> rest_route(const std::string& method, const nlohmann::json& pa
     const nlohmann::json none = nlohmann::json();
     const nlohmann::json& p0 = params.size() > 0 ? params[0] : none;
     const nlohmann::json& p1 = params.size() > 1 ? params[1] : none;
-    if (verb == "query") {
+    // Filterable methods take their filters as query parameters.
+    const bool filterable = verb == "query" || method == "core.get_jobs";
+    if (filterable) {
         std::string query;
         if (p0.is_array()) {
             for (const auto& f : p0) {
@@ -41,7 +43,8 @@ Result<RestRoute> rest_route(const std::string& method, const nlohmann::json& pa
                          url_encode(f[2].is_string() ? f[2].get<std::string>() : f[2].dump());
             }
         }
-        return RestRoute{HttpMethod::get, service + query, ""};
+        return RestRoute{HttpMethod::get,
+                         verb == "query" ? service + query : service + "/" + verb + query, ""};
     }
     if (verb == "get_instance") {
         return RestRoute{HttpMethod::get, service + "/id/" + id_text(p0), ""};

@@ -1,7 +1,8 @@
 // TrueNAS 24.10's REST API (/api/v2.0, `Authorization: Bearer KEY`) behind
 // the same call(method, params) as JSON-RPC, following the middleware's own
 // mapping (restful.py):
-//   X.query [filters]          GET    /X?field=value        (equality filters)
+//   X.query [filters]          GET    /X?field=value        (equality filters;
+//                                                          core.get_jobs alike)
 //   X.get_instance [id]        GET    /X/id/{id}
 //   X.create [data]            POST   /X
 //   X.update [id, data]        PUT    /X/id/{id}

@@ -162,6 +162,21 @@ Result<nlohmann::json> TrueNasTarget::call(const std::string& method,
 }
 
 Status TrueNasTarget::preflight(const ProvisionPlan& plan, const TargetUrl& target) {
+    for (const auto& c : plan.calls) {
+        if (c.method != "vm.create") {
+            continue;
+        }
+        const auto& vm = c.params[0];
+        const int wanted = vm.value("vcpus", 1) * vm.value("cores", 1) * vm.value("threads", 1);
+        auto max = call("vm.maximum_supported_vcpus");
+        if (max.ok() && max->is_number_integer() && wanted > max->get<int>()) {
+            return Status(Code::invalid_input, "the VM needs " + std::to_string(wanted) +
+                                                   " vCPUs but this TrueNAS "
+                                                   "supports at most " +
+                                                   std::to_string(max->get<int>()) +
+                                                   "; lower the source's sockets or cores first");
+        }
+    }
     auto choices = call("vm.device.nic_attach_choices");
     if (!choices.ok()) {
         return choices.status();
@@ -293,6 +308,107 @@ Result<ProvisionResult> TrueNasTarget::provision(const ProvisionPlan& plan,
     return result;
 }
 
+Result<int> TrueNasTarget::ensure_cronjob(const std::string& marker, const std::string& command,
+                                          const CronSchedule& schedule, const std::string& user) {
+    auto found = call("cronjob.query", filter_eq("description", marker));
+    if (!found.ok()) {
+        return found.status();
+    }
+    if (found->is_array() && !found->empty()) {
+        return (*found)[0].value("id", 0);
+    }
+    auto created = call("cronjob.create", nlohmann::json::array({{{"user", user},
+                                                                  {"command", command},
+                                                                  {"description", marker},
+                                                                  {"enabled", true},
+                                                                  {"schedule",
+                                                                   {{"minute", schedule.minute},
+                                                                    {"hour", schedule.hour},
+                                                                    {"dom", schedule.dom},
+                                                                    {"month", schedule.month},
+                                                                    {"dow", schedule.dow}}}}}));
+    if (!created.ok()) {
+        return created.status();
+    }
+    return created->value("id", 0);
+}
+
+Result<int> TrueNasTarget::ensure_init_script(const std::string& marker, const std::string& command,
+                                              When when) {
+    auto found = call("initshutdownscript.query", filter_eq("comment", marker));
+    if (!found.ok()) {
+        return found.status();
+    }
+    if (found->is_array() && !found->empty()) {
+        return (*found)[0].value("id", 0);
+    }
+    const char* when_text = when == When::preinit    ? "PREINIT"
+                            : when == When::postinit ? "POSTINIT"
+                                                     : "SHUTDOWN";
+    auto created =
+        call("initshutdownscript.create", nlohmann::json::array({{{"type", "COMMAND"},
+                                                                  {"command", command},
+                                                                  {"when", when_text},
+                                                                  {"enabled", true},
+                                                                  {"timeout", 30},
+                                                                  {"comment", marker}}}));
+    if (!created.ok()) {
+        return created.status();
+    }
+    return created->value("id", 0);
+}
+
+Result<nlohmann::json> TrueNasTarget::hooks(const std::string& marker) {
+    auto cron = call("cronjob.query", filter_eq("description", marker));
+    if (!cron.ok()) {
+        return cron.status();
+    }
+    auto init = call("initshutdownscript.query", filter_eq("comment", marker));
+    if (!init.ok()) {
+        return init.status();
+    }
+    return nlohmann::json{{"cronjobs", *cron}, {"init_scripts", *init}};
+}
+
+Status TrueNasTarget::delete_hooks(const std::string& marker) {
+    auto all = hooks(marker);
+    if (!all.ok()) {
+        return all.status();
+    }
+    for (const auto& c : (*all)["cronjobs"]) {
+        auto r = call("cronjob.delete", nlohmann::json::array({c.value("id", 0)}));
+        if (!r.ok()) {
+            return r.status();
+        }
+    }
+    for (const auto& i : (*all)["init_scripts"]) {
+        auto r = call("initshutdownscript.delete", nlohmann::json::array({i.value("id", 0)}));
+        if (!r.ok()) {
+            return r.status();
+        }
+    }
+    return {};
+}
+
+Status TrueNasTarget::start_vm(int id) {
+    auto r = call("vm.start", nlohmann::json::array({id}));
+    return r.ok() ? Status() : r.status();
+}
+
+Status TrueNasTarget::stop_vm(int id, bool force) {
+    auto r = call("vm.stop",
+                  nlohmann::json::array({id, {{"force", force}, {"force_after_timeout", true}}}));
+    return r.ok() ? Status() : r.status();
+}
+
+Result<std::string> TrueNasTarget::vm_state(int id) {
+    auto r = call("vm.status", nlohmann::json::array({id}));
+    if (!r.ok()) {
+        return r.status();
+    }
+    return json_text(*r, "state");
+}
+
 Result<RollbackResult> TrueNasTarget::rollback(const std::string& marker) {
     RollbackResult result;
     auto vms = call("vm.query");
@@ -331,6 +447,13 @@ Result<RollbackResult> TrueNasTarget::rollback(const std::string& marker) {
         }
         result.zvols_deleted.push_back(name);
     }
+    auto leftover = hooks(marker);
+    if (!leftover.ok()) {
+        return leftover.status();
+    }
+    result.hooks_deleted =
+        static_cast<int>((*leftover)["cronjobs"].size() + (*leftover)["init_scripts"].size());
+    VMLIFT_RETURN_IF_ERROR(delete_hooks(marker));
     return result;
 }
 

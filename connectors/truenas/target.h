@@ -19,8 +19,10 @@
 //   _2, _3...; devices already on the VM (same zvol path, same MAC) are
 //   reused. The result says what was created and what was reused.
 //   rollback() deletes the VMs whose description carries the marker (never
-//   their zvols through vm.delete) and then the zvols whose comments carry
-//   it, and nothing else; it reports what it deleted.
+//   their zvols through vm.delete), then the zvols whose comments carry it,
+//   then cron jobs and init/shutdown scripts that carry it, and nothing
+//   else; it reports what it deleted. preflight also refuses a topology
+//   over vm.maximum_supported_vcpus.
 // Thread safety: none.
 #pragma once
 
@@ -62,6 +64,7 @@ struct ProvisionResult {
 struct RollbackResult {
     std::vector<std::string> vms_deleted;
     std::vector<std::string> zvols_deleted;
+    int hooks_deleted = 0;
 };
 
 class TrueNasTarget {
@@ -77,6 +80,25 @@ class TrueNasTarget {
                                 const nlohmann::json& params = nlohmann::json::array());
     Result<ProvisionResult> provision(const ProvisionPlan& plan, const TargetUrl& target);
     Result<RollbackResult> rollback(const std::string& marker);
+
+    // Hooks that outlive a run: cron jobs and init/shutdown scripts, found
+    // again by `marker` in their description/comment (created once, reused).
+    struct CronSchedule {
+        std::string minute = "*/5", hour = "*", dom = "*", month = "*", dow = "*";
+    };
+    Result<int> ensure_cronjob(const std::string& marker, const std::string& command,
+                               const CronSchedule& schedule, const std::string& user = "root");
+    enum class When { preinit, postinit, shutdown };
+    Result<int> ensure_init_script(const std::string& marker, const std::string& command,
+                                   When when);
+    Result<nlohmann::json> hooks(
+        const std::string& marker);  // {"cronjobs":[...],"init_scripts":[...]}
+    Status delete_hooks(const std::string& marker);
+
+    // The VM's power: start, stop (a job: waits), status ("RUNNING", ...).
+    Status start_vm(int id);
+    Status stop_vm(int id, bool force);
+    Result<std::string> vm_state(int id);
 
   private:
     TrueNasTarget() = default;

@@ -346,9 +346,30 @@ TEST_F(TrueNasRpc, ProvisionIsIdempotentAndRollbackRemovesExactlyTheRunsObjects)
         EXPECT_TRUE(again->zvols_created.empty());
         EXPECT_EQ(again->devices_created, 0);
         EXPECT_EQ(again->devices_reused, 4);
+        // Power: start, state, stop (a job on every release).
+        ASSERT_TRUE((*target)->start_vm(first->vm_id).ok());
+        EXPECT_EQ(*(*target)->vm_state(first->vm_id), "RUNNING");
+        Status stopped = (*target)->stop_vm(first->vm_id, true);
+        ASSERT_TRUE(stopped.ok()) << release << ": " << stopped.message();
+        EXPECT_EQ(*(*target)->vm_state(first->vm_id), "STOPPED");
+        // Persistent hooks: created once, found again by the marker.
+        TrueNasTarget::CronSchedule every5;
+        auto cron = (*target)->ensure_cronjob(plan.marker, "/usr/local/bin/vmlift-cron", every5);
+        ASSERT_TRUE(cron.ok()) << release << ": " << cron.status().message();
+        EXPECT_EQ(*(*target)->ensure_cronjob(plan.marker, "/usr/local/bin/vmlift-cron", every5),
+                  *cron);
+        auto init = (*target)->ensure_init_script(plan.marker, "/usr/local/bin/vmlift-init",
+                                                  TrueNasTarget::When::postinit);
+        ASSERT_TRUE(init.ok()) << release << ": " << init.status().message();
+        auto hooks = (*target)->hooks(plan.marker);
+        ASSERT_TRUE(hooks.ok());
+        EXPECT_EQ((*hooks)["cronjobs"].size(), 1u);
+        EXPECT_EQ((*hooks)["cronjobs"][0]["schedule"]["minute"], "*/5");
+        EXPECT_EQ((*hooks)["init_scripts"][0]["when"], "POSTINIT");
         // Rollback: ours go, the others stay.
         auto gone = (*target)->rollback(plan.marker);
         ASSERT_TRUE(gone.ok()) << gone.status().message();
+        EXPECT_EQ(gone->hooks_deleted, 2);
         EXPECT_EQ(gone->vms_deleted, std::vector<std::string>{"web01_2"});
         EXPECT_EQ(gone->zvols_deleted.size(), 2u);
         auto left = (*target)->call("vm.query");
@@ -366,6 +387,14 @@ TEST_F(TrueNasRpc, ProvisionRefusesBadTargetsBeforeChangingAnything) {
     auto target = sim.target();
     ASSERT_TRUE(target.ok()) << target.status().message();
     const auto url = *parse_truenas_url("truenas://nas/tank/vms");
+    VmSpec big = web01();
+    big.sockets = 4;
+    big.cores = 8;
+    auto cpus = (*target)->provision(plan_for(big, Release::v25_10), url);
+    EXPECT_EQ(cpus.status().code(), Code::invalid_input);
+    EXPECT_NE(cpus.status().message().find("needs 32 vCPUs but this TrueNAS supports at most 16"),
+              std::string::npos)
+        << cpus.status().message();
     auto bridge = (*target)->provision(plan_for(web01(), Release::v25_10), url);
     EXPECT_EQ(bridge.status().code(), Code::invalid_input);
     EXPECT_NE(

@@ -129,6 +129,7 @@ class Sim:
             self.pools[name] = {"free": int(size.rstrip("KMGT")) * mult}
         self.bridges = args.bridge or ["br0"]
         self.max_vcpus = 16
+        self.tables = {}
         self.zvols = {}
         self.vms = {}
         self.next_vm = 1
@@ -409,6 +410,40 @@ class Sim:
 
     def m_vm_maximum_supported_vcpus(self):
         return self.max_vcpus
+
+    # ---- cron jobs and init/shutdown scripts
+    def crud(self, table, data=None, ident=None, filters=None, delete=False):
+        rows = self.tables.setdefault(table, {})
+        if delete:
+            if ident not in rows:
+                raise CallError(-32001, "Method call error", "ENOENT", "%s %s does not exist" % (table, ident))
+            del rows[ident]
+            return True
+        if data is not None:
+            ident = max(rows, default=0) + 1
+            rows[ident] = dict(data, id=ident)
+            return dict(rows[ident])
+        return apply_filters([dict(r) for r in rows.values()], filters)
+
+    def m_cronjob_create(self, data):
+        schedule = {"minute": "00", "hour": "*", "dom": "*", "month": "*", "dow": "*"}
+        schedule.update(data.get("schedule") or {})
+        return self.crud("cronjob", dict(data, schedule=schedule))
+
+    def m_cronjob_query(self, filters=None, options=None):
+        return self.crud("cronjob", filters=filters)
+
+    def m_cronjob_delete(self, ident):
+        return self.crud("cronjob", ident=ident, delete=True)
+
+    def m_initshutdownscript_create(self, data):
+        return self.crud("initshutdownscript", data)
+
+    def m_initshutdownscript_query(self, filters=None, options=None):
+        return self.crud("initshutdownscript", filters=filters)
+
+    def m_initshutdownscript_delete(self, ident):
+        return self.crud("initshutdownscript", ident=ident, delete=True)
 
 
 def apply_filters(rows, filters):
