@@ -46,7 +46,8 @@ nlohmann::json ProvisionResult::to_json() const {
             {"zvols_created", zvols_created},
             {"zvols_reused", zvols_reused},
             {"devices_created", devices_created},
-            {"devices_reused", devices_reused}};
+            {"devices_reused", devices_reused},
+            {"warnings", warnings}};
 }
 
 Result<std::unique_ptr<TrueNasTarget>> TrueNasTarget::connect(const TrueNasConnection& c) {
@@ -161,7 +162,8 @@ Result<nlohmann::json> TrueNasTarget::call(const std::string& method,
     }
 }
 
-Status TrueNasTarget::preflight(const ProvisionPlan& plan, const TargetUrl& target) {
+Status TrueNasTarget::preflight(const ProvisionPlan& plan, const TargetUrl& target,
+                                std::vector<std::string>& warnings) {
     for (const auto& c : plan.calls) {
         if (c.method != "vm.create") {
             continue;
@@ -175,6 +177,14 @@ Status TrueNasTarget::preflight(const ProvisionPlan& plan, const TargetUrl& targ
                                                    "supports at most " +
                                                    std::to_string(max->get<int>()) +
                                                    "; lower the source's sockets or cores first");
+        }
+    }
+    std::set<std::string> bridges;
+    if (auto ifaces = call("interface.query"); ifaces.ok() && ifaces->is_array()) {
+        for (const auto& i : *ifaces) {
+            if (json_text(i, "type") == "BRIDGE") {
+                bridges.insert(json_text(i, "name"));
+            }
         }
     }
     auto choices = call("vm.device.nic_attach_choices");
@@ -200,6 +210,11 @@ Status TrueNasTarget::preflight(const ProvisionPlan& plan, const TargetUrl& targ
                               "bridge '" + bridge + "' does not exist on TrueNAS (choices: " +
                                   list + "); create it or map it with --bridge-map SRC=DST");
             }
+            if (!bridges.count(bridge)) {
+                warnings.push_back("NIC " + json_text(a, "mac") + " attaches to " + bridge +
+                                   ", not a bridge: the TrueNAS host itself cannot reach the "
+                                   "guest through it (macvtap)");
+            }
         } else if (c.method == "pool.dataset.create") {
             needed += c.params[0].value("volsize", uint64_t{0});
         }
@@ -223,8 +238,8 @@ Status TrueNasTarget::preflight(const ProvisionPlan& plan, const TargetUrl& targ
 
 Result<ProvisionResult> TrueNasTarget::provision(const ProvisionPlan& plan,
                                                  const TargetUrl& target) {
-    VMLIFT_RETURN_IF_ERROR(preflight(plan, target));
     ProvisionResult result;
+    VMLIFT_RETURN_IF_ERROR(preflight(plan, target, result.warnings));
     std::vector<nlohmann::json> existing_devices;
     for (const auto& c : plan.calls) {
         if (c.method == "pool.dataset.create") {

@@ -11,8 +11,9 @@
 //   ends: directly on 25.10+, by polling core.get_jobs on older releases
 //   (FAILED/ABORTED become remote_failed with the job's error).
 //   provision() runs a ProvisionPlan. Before changing anything it checks
-//   every NIC's bridge against vm.device.nic_attach_choices and the zvols'
-//   total size against the pool's free space. Then, idempotently: a zvol
+//   every NIC's bridge against vm.device.nic_attach_choices (warning when
+//   the choice is not a bridge: the host then cannot reach the guest) and
+//   the zvols' total size against the pool's free space. Then, idempotently: a zvol
 //   that exists with this run's marker is reused, one that exists without
 //   it is an error (nothing of someone else's is touched); a VM with the
 //   marker in its description is reused, a name taken by another VM gets
@@ -58,6 +59,7 @@ struct ProvisionResult {
     std::vector<std::string> zvols_reused;
     int devices_created = 0;
     int devices_reused = 0;
+    std::vector<std::string> warnings;
     nlohmann::json to_json() const;
 };
 
@@ -102,7 +104,8 @@ class TrueNasTarget {
 
   private:
     TrueNasTarget() = default;
-    Status preflight(const ProvisionPlan& plan, const TargetUrl& target);
+    Status preflight(const ProvisionPlan& plan, const TargetUrl& target,
+                     std::vector<std::string>& warnings);
     Status finish_connect();
     std::unique_ptr<HttpClient> m_http;  // REST (24.10) only
     std::unique_ptr<ApiTransport> m_rpc;

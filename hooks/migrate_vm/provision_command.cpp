@@ -273,6 +273,9 @@ int run_provision(Context& ctx, const ProvisionOptions& o) {
             for (const auto& note : plan->notes) {
                 std::cout << "  note: " << note << "\n";
             }
+            for (const auto& w : done->warnings) {
+                std::cout << "  warning: " << w << "\n";
+            }
             std::cout << "Undo with: migrate-vm provision --target " << o.target << " --spec "
                       << o.spec_file << " --run-id " << po.run_id << " --rollback\n";
             std::cout.flush();

@@ -329,6 +329,7 @@ TEST_F(TrueNasRpc, ProvisionIsIdempotentAndRollbackRemovesExactlyTheRunsObjects)
         EXPECT_EQ(first->zvols_created,
                   (std::vector<std::string>{"tank/vms/web01-scsi0", "tank/vms/web01-scsi1"}));
         EXPECT_EQ(first->devices_created, 4);
+        EXPECT_TRUE(first->warnings.empty());
         // The zvols are real sparse files of the rounded size.
         struct stat st {};
         ASSERT_EQ(::stat(sim.zvol_file("tank/vms/web01-scsi0").c_str(), &st), 0);
@@ -397,9 +398,9 @@ TEST_F(TrueNasRpc, ProvisionRefusesBadTargetsBeforeChangingAnything) {
         << cpus.status().message();
     auto bridge = (*target)->provision(plan_for(web01(), Release::v25_10), url);
     EXPECT_EQ(bridge.status().code(), Code::invalid_input);
-    EXPECT_NE(
-        bridge.status().message().find("bridge 'br1' does not exist on TrueNAS (choices: br0)"),
-        std::string::npos)
+    EXPECT_NE(bridge.status().message().find(
+                  "bridge 'br1' does not exist on TrueNAS (choices: br0, enp1s0)"),
+              std::string::npos)
         << bridge.status().message();
     VmSpec one = web01();
     one.nics.pop_back();
@@ -465,13 +466,16 @@ TEST_F(TrueNasRpc, ProvisionCommandAgainstALiveServerAndItsRollback) {
         EXPECT_EQ(r->err.find(k_key), std::string::npos);
         return *r;
     };
-    auto first = cli({"--spec", dir.file("spec.json"), "--bridge", "br0"});
+    auto first = cli({"--spec", dir.file("spec.json"), "--bridge", "enp1s0"});
     ASSERT_EQ(first.exit.code, 0) << first.err;
     auto j = nlohmann::json::parse(first.out);
+    ASSERT_EQ(j["warnings"].size(), 2u);  // both NICs on a physical interface
+    EXPECT_NE(j["warnings"][0].get<std::string>().find("attaches to enp1s0, not a bridge"),
+              std::string::npos);
     EXPECT_EQ(j["vm_name"], "web01");
     EXPECT_EQ(j["truenas_version"], "26.0.0");
     EXPECT_EQ(j["devices_created"], 4);
-    auto again = cli({"--spec", dir.file("spec.json"), "--bridge", "br0"});
+    auto again = cli({"--spec", dir.file("spec.json"), "--bridge", "enp1s0"});
     ASSERT_EQ(again.exit.code, 0) << again.err;
     EXPECT_EQ(nlohmann::json::parse(again.out)["vm_reused"], true);
     auto bad_bridge = cli({"--spec", dir.file("spec.json")});  // vmbr0 does not exist there

@@ -128,6 +128,7 @@ class Sim:
             mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(size[-1:], 1)
             self.pools[name] = {"free": int(size.rstrip("KMGT")) * mult}
         self.bridges = args.bridge or ["br0"]
+        self.nics = ["enp1s0"]
         self.max_vcpus = 16
         self.tables = {}
         self.zvols = {}
@@ -346,7 +347,12 @@ class Sim:
         return True
 
     def m_vm_device_nic_attach_choices(self):
-        return {b: b for b in self.bridges}
+        return {b: b for b in self.bridges + self.nics}
+
+    def m_interface_query(self, filters=None, options=None):
+        rows = [{"id": b, "name": b, "type": "BRIDGE"} for b in self.bridges]
+        rows += [{"id": n, "name": n, "type": "PHYSICAL"} for n in self.nics]
+        return apply_filters(rows, filters)
 
     def m_vm_device_query(self, filters=None, options=None):
         return apply_filters([dict(d) for v in self.vms.values() for d in v["devices"]], filters)
@@ -367,10 +373,10 @@ class Sim:
                 raise CallError(-32602, "Invalid params", "ENOENT",
                                 "[ENOENT] vm_device_create.attributes.path: Disk path %s does not exist\n" % path)
         if dtype == "NIC":
-            if attrs.get("nic_attach") not in self.bridges:
+            if attrs.get("nic_attach") not in self.bridges + self.nics:
                 raise CallError(-32602, "Invalid params", "EINVAL",
                                 "[EINVAL] vm_device_create.attributes.nic_attach: Not a valid choice. "
-                                "The choices are: %s\n" % ", ".join(self.bridges))
+                                "The choices are: %s\n" % ", ".join(self.bridges + self.nics))
             mac = (attrs.get("mac") or "").lower()
             for v in self.vms.values():
                 for d in v["devices"]:
