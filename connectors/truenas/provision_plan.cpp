@@ -170,6 +170,9 @@ Result<ProvisionPlan> plan_provision(const VmSpec& spec, const TargetUrl& target
                                            {"volblocksize", volblocksize_text(bs)},
                                            {"sparse", true},
                                            {"comments", plan.marker}}});
+        if (options.force_size) {
+            c.params[0]["force_size"] = true;
+        }
         rest(c, "/pool/dataset");
         plan.calls.push_back(std::move(c));
         disks.push_back({&d, zvol});
@@ -257,6 +260,18 @@ Result<ProvisionPlan> plan_provision(const VmSpec& spec, const TargetUrl& target
                                  "(--bridge-map)");
         }
         device("NIC", a);
+    }
+    if (options.display) {
+        if (legacy && options.display_password.empty()) {
+            return Status(Code::invalid_input,
+                          "TrueNAS 24.10 needs a password for a display device; give "
+                          "--display-password-file");
+        }
+        nlohmann::json a = {{"type", "SPICE"}, {"bind", "127.0.0.1"}, {"web", true}};
+        if (!options.display_password.empty()) {
+            a["password"] = options.display_password;
+        }
+        device("DISPLAY", a);
     }
     return plan;
 }

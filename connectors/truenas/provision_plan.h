@@ -18,7 +18,9 @@
 //     vm.device.create     DISK (VIRTIO for virtio/scsi buses, AHCI for
 //                          sata/ide) on /dev/zvol/..., in boot order; NIC
 //                          (VIRTIO for virtio models, else E1000) with the
-//                          source MAC on the mapped bridge.
+//                          source MAC on the mapped bridge; with `display`, a
+//                          SPICE DISPLAY bound to 127.0.0.1 (24.10 needs its
+//                          password; later releases take it when given).
 //   Device payloads carry `dtype` at the top level on 24.10 and inside
 //   `attributes` from 25.04.2 on. The VM's id, unknown until vm.create has
 //   run, appears as the string "${vm.id}" in device calls. EFI vars and TPM
@@ -57,6 +59,9 @@ struct ProvisionOptions {
     std::string default_bridge;                     // "" = the source bridge's name
     std::map<std::string, std::string> bridge_map;  // source bridge → target
     uint64_t volblocksize = 16384;
+    bool force_size = false;       // pass force_size (only when asked)
+    bool display = false;          // add a SPICE DISPLAY device
+    std::string display_password;  // required by 24.10; a secret (never logged)
 };
 
 struct ApiCall {

@@ -424,6 +424,57 @@ Result<std::string> TrueNasTarget::vm_state(int id) {
     return json_text(*r, "state");
 }
 
+Status TrueNasTarget::delete_vm(int id) {
+    auto r = call("vm.delete", nlohmann::json::array({id, {{"zvols", false}}}));
+    return r.ok() ? Status() : r.status();
+}
+
+Result<nlohmann::json> TrueNasTarget::inventory() {
+    nlohmann::json out = {{"version", m_version}, {"release", to_string(m_release)}};
+    struct Item {
+        const char* key;
+        const char* method;
+    };
+    for (const Item& item :
+         {Item{"system", "system.info"}, Item{"pools", "pool.query"},
+          Item{"datasets", "pool.dataset.query"}, Item{"interfaces", "interface.query"},
+          Item{"nic_attach_choices", "vm.device.nic_attach_choices"},
+          Item{"max_vcpus", "vm.maximum_supported_vcpus"},
+          Item{"bootloaders", "vm.bootloader_options"},
+          Item{"ovmf_choices", "vm.bootloader_ovmf_choices"}, Item{"vms", "vm.query"}}) {
+        auto r = call(item.method);
+        if (!r.ok()) {
+            return Status(r.status().code(), "inventory: " + r.status().message());
+        }
+        out[item.key] = *r;
+    }
+    nlohmann::json pools = nlohmann::json::array();
+    for (const auto& p : out["pools"]) {
+        pools.push_back({{"name", json_text(p, "name")}, {"free", p.value("free", uint64_t{0})}});
+    }
+    out["pools"] = pools;
+    nlohmann::json datasets = nlohmann::json::array();
+    for (const auto& d : out["datasets"]) {
+        datasets.push_back({{"name", json_text(d, "id")},
+                            {"type", json_text(d, "type")},
+                            {"exec", property_text(d, "exec")}});
+    }
+    out["datasets"] = datasets;
+    nlohmann::json ifaces = nlohmann::json::array();
+    for (const auto& i : out["interfaces"]) {
+        ifaces.push_back({{"name", json_text(i, "name")}, {"type", json_text(i, "type")}});
+    }
+    out["interfaces"] = ifaces;
+    nlohmann::json vms = nlohmann::json::array();
+    for (const auto& v : out["vms"]) {
+        vms.push_back({{"id", v.value("id", 0)},
+                       {"name", json_text(v, "name")},
+                       {"state", v.contains("status") ? json_text(v["status"], "state") : ""}});
+    }
+    out["vms"] = vms;
+    return out;
+}
+
 Result<RollbackResult> TrueNasTarget::rollback(const std::string& marker) {
     RollbackResult result;
     auto vms = call("vm.query");

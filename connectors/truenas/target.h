@@ -101,6 +101,12 @@ class TrueNasTarget {
     Status start_vm(int id);
     Status stop_vm(int id, bool force);
     Result<std::string> vm_state(int id);
+    Status delete_vm(int id);
+
+    // What the target has: {version, system, pools[{name, free}],
+    // datasets[{name, type, exec}], interfaces[{name, type}], nic_attach_choices,
+    // max_vcpus, bootloaders, ovmf_choices, vms[{id, name, state}]}.
+    Result<nlohmann::json> inventory();
 
   private:
     TrueNasTarget() = default;

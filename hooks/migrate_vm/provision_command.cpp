@@ -70,6 +70,14 @@ void add_provision_command(CLI::App& app, ProvisionOptions& o) {
     cmd->add_option("--truenas-ca-file", o.ca_file, "CA file for the TrueNAS certificate");
     cmd->add_option("--truenas-fingerprint", o.fingerprint,
                     "pin the TrueNAS certificate's SHA-256 fingerprint");
+    cmd->add_flag("--force-size", o.force_size,
+                  "create zvols even where TrueNAS warns that the size is unsafe (force_size)");
+    cmd->add_flag("--display", o.display, "add a SPICE display device bound to 127.0.0.1");
+    cmd->add_option("--display-password-file", o.display_password_file,
+                    "file holding the display password (24.10 requires one)");
+    cmd->add_flag("--inventory", o.inventory,
+                  "print what the target has (version, pools, datasets and their exec "
+                  "property, interfaces, NIC choices, vCPU maximum, bootloaders, VMs) and stop");
     cmd->add_flag("--truenas-via-ssh", o.via_ssh,
                   "make every call with `midclt call` over SSH (the global SSH options; sudo "
                   "when --ssh-user is not root) instead of the HTTPS API");
@@ -155,6 +163,22 @@ Result<TrueNasSession> connect_truenas(Context& ctx, const ProvisionOptions& o,
 }
 
 int run_provision(Context& ctx, const ProvisionOptions& o) {
+    if (o.inventory) {
+        auto url = truenas::parse_truenas_url(o.target);
+        if (!url.ok()) {
+            return fail(ctx, url.status());
+        }
+        auto session = connect_truenas(ctx, o, *url);
+        if (!session.ok()) {
+            return fail(ctx, session.status());
+        }
+        auto inv = session->target->inventory();
+        if (!inv.ok()) {
+            return fail(ctx, inv.status());
+        }
+        std::cout << inv->dump(ctx.global.json ? -1 : 2) << std::endl;
+        return 0;
+    }
     if (o.rollback) {
         if (o.run_id.empty()) {
             return fail(ctx, Status(Code::invalid_input, "--rollback needs --run-id of the run"));
@@ -237,6 +261,16 @@ int run_provision(Context& ctx, const ProvisionOptions& o) {
         po.run_id = buf;
     }
     po.target_name = o.target_name;
+    po.force_size = o.force_size;
+    po.display = o.display;
+    if (!o.display_password_file.empty()) {
+        auto pw =
+            read_secret_file(o.display_password_file, "--display-password-file", ctx.redactor);
+        if (!pw.ok()) {
+            return fail(ctx, pw.status());
+        }
+        po.display_password = *pw;
+    }
     po.default_bridge = o.bridge;
     auto zvols = pairs(o.zvols, "--zvol");
     auto bridges = pairs(split_commas(o.bridge_map), "--bridge-map");
@@ -284,7 +318,7 @@ int run_provision(Context& ctx, const ProvisionOptions& o) {
     }
     if (ctx.global.json) {
         for (const auto& call : plan->calls) {
-            std::cout << call.to_json().dump() << "\n";
+            std::cout << ctx.redactor.redact(call.to_json().dump()) << "\n";
         }
         std::cout.flush();
         return 0;
@@ -293,7 +327,8 @@ int run_provision(Context& ctx, const ProvisionOptions& o) {
               << truenas::to_string(*release) << "), marker \"" << plan->marker << "\":\n";
     int n = 1;
     for (const auto& call : plan->calls) {
-        std::cout << "  " << n++ << ". " << call.method << " " << call.params.dump()
+        std::cout << "  " << n++ << ". " << call.method << " "
+                  << ctx.redactor.redact(call.params.dump())
                   << (call.rest_path.empty()
                           ? ""
                           : "  [" + call.rest_method + " " + call.rest_path + "]")

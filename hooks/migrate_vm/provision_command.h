@@ -30,6 +30,10 @@ struct ProvisionOptions {
     std::string fingerprint;
     bool insecure = false;
     bool via_ssh = false;
+    bool force_size = false;
+    bool display = false;
+    std::string display_password_file;
+    bool inventory = false;
 };
 
 void add_provision_command(CLI::App& app, ProvisionOptions& options);

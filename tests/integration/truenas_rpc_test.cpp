@@ -243,6 +243,7 @@ TEST_F(TrueNasRpc, ProvisionDryRunMatchesEachReleasesSchema) {
                           "/tests/data/proxmox/constructed/120-uefi-tpm-cloudinit-pending.conf"});
     ASSERT_EQ(inspected.exit.code, 0) << inspected.err;
     std::ofstream(dir.file("spec.json")) << inspected.out;
+    std::ofstream(dir.file("pw")) << "display-pw\n";
     auto validate = [&](const std::string& release, const std::string& calls) {
         return run({"/usr/bin/python3", VMLIFT_SOURCE_DIR "/contrib/sim/truenas/truenas_sim.py",
                     "--release", release, "--schemas",
@@ -253,9 +254,11 @@ TEST_F(TrueNasRpc, ProvisionDryRunMatchesEachReleasesSchema) {
     for (const char* release : {"24.10", "25.04.2", "25.10", "26"}) {
         auto plan = run({VMLIFT_MIGRATE_VM, "--json", "provision", "--spec", dir.file("spec.json"),
                          "--target", "truenas://nas.lan/tank/vms", "--target-version", release,
-                         "--run-id", "t1", "--bridge-map", "vmbr0=br0,vmbr1=br1", "--dry-run"});
+                         "--run-id", "t1", "--bridge-map", "vmbr0=br0,vmbr1=br1", "--dry-run",
+                         "--display", "--display-password-file", dir.file("pw")});
         ASSERT_EQ(plan.exit.code, 0) << plan.err;
-        EXPECT_EQ(std::count(plan.out.begin(), plan.out.end(), '\n'), 2 + 1 + 2 + 2) << plan.out;
+        EXPECT_EQ(std::count(plan.out.begin(), plan.out.end(), '\n'), 2 + 1 + 2 + 2 + 1)
+            << plan.out;
         auto checked = validate(release, plan.out);
         EXPECT_EQ(checked.exit.code, 0) << release << ":\n" << checked.out << checked.err;
         outputs[release] = plan.out;
@@ -376,7 +379,7 @@ TEST_F(TrueNasRpc, ProvisionIsIdempotentAndRollbackRemovesExactlyTheRunsObjects)
         auto left = (*target)->call("vm.query");
         ASSERT_EQ(left->size(), 1u);
         EXPECT_EQ((*left)[0]["name"], "web01");
-        auto zvols = (*target)->call("pool.dataset.query");
+        auto zvols = (*target)->call("pool.dataset.query", {{{"type", "=", "VOLUME"}}});
         ASSERT_EQ(zvols->size(), 1u);
         EXPECT_EQ((*zvols)[0]["id"], "tank/vms/other");
         EXPECT_NE(::stat(sim.zvol_file("tank/vms/web01-scsi0").c_str(), &st), 0);
@@ -437,7 +440,7 @@ TEST_F(TrueNasRpc, ProvisionRefusesBadTargetsBeforeChangingAnything) {
 }
 
 TEST_F(TrueNasRpc, ProvisionCommandAgainstALiveServerAndItsRollback) {
-    TrueNasSim sim("26", false, {"--bridge", "br0"});
+    TrueNasSim sim("26", false, {"--bridge", "br0", "--noexec", "tank"});
     TempDir dir;
     std::ofstream(dir.file("key")) << k_key << "\n";
     std::ofstream(dir.file("spec.json")) << to_json(web01()).dump();
@@ -482,6 +485,28 @@ TEST_F(TrueNasRpc, ProvisionCommandAgainstALiveServerAndItsRollback) {
     EXPECT_EQ(bad_bridge.exit.code, 3);
     EXPECT_NE(bad_bridge.err.find("bridge 'vmbr0' does not exist"), std::string::npos)
         << bad_bridge.err;
+    auto inventory = cli({"--inventory"});
+    ASSERT_EQ(inventory.exit.code, 0) << inventory.err;
+    auto inv = nlohmann::json::parse(inventory.out);
+    EXPECT_EQ(inv["release"], "26");
+    EXPECT_EQ(inv["max_vcpus"], 16);
+    EXPECT_EQ(inv["datasets"][0],
+              nlohmann::json({{"name", "tank"}, {"type", "FILESYSTEM"}, {"exec", "off"}}));
+    EXPECT_EQ(inv["vms"][0]["name"], "web01");
+    EXPECT_TRUE(inv["bootloaders"].contains("UEFI_CSM"));
+    // A display's password comes from a file and never shows in the dry run.
+    std::ofstream(dir.file("display")) << "sp1ce-secret\n";
+    auto dry =
+        cli({"--spec", dir.file("spec.json"), "--bridge", "enp1s0", "--dry-run", "--target-version",
+             "24.10", "--display", "--display-password-file", dir.file("display"), "--force-size"});
+    ASSERT_EQ(dry.exit.code, 0) << dry.err;
+    EXPECT_EQ(dry.out.find("sp1ce-secret"), std::string::npos);
+    EXPECT_NE(dry.out.find("\"dtype\":\"DISPLAY\""), std::string::npos) << dry.out;
+    EXPECT_NE(dry.out.find("\"force_size\":true"), std::string::npos);
+    auto nopw = cli({"--spec", dir.file("spec.json"), "--bridge", "enp1s0", "--dry-run",
+                     "--target-version", "24.10", "--display"});
+    EXPECT_EQ(nopw.exit.code, 3);
+    EXPECT_NE(nopw.err.find("--display-password-file"), std::string::npos);
     auto undone = cli({"--rollback"});
     ASSERT_EQ(undone.exit.code, 0) << undone.err;
     auto u = nlohmann::json::parse(undone.out);

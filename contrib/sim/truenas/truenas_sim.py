@@ -129,6 +129,7 @@ class Sim:
             self.pools[name] = {"free": int(size.rstrip("KMGT")) * mult}
         self.bridges = args.bridge or ["br0"]
         self.nics = ["enp1s0"]
+        self.noexec = set(args.noexec or [])
         self.max_vcpus = 16
         self.tables = {}
         self.zvols = {}
@@ -210,7 +211,8 @@ class Sim:
         if method == "system.version_short":
             return self.release["version_short"]
         if method == "system.info":
-            return {"version": "TrueNAS-SCALE-" + self.release["version_short"], "hostname": "truenas"}
+            return {"version": "TrueNAS-SCALE-" + self.release["version_short"], "hostname": "truenas",
+                    "cores": 2, "physmem": 24 << 30}
         if method == "core.set_options":
             session["options"].update(params[0])
             return dict(session["options"])
@@ -252,7 +254,10 @@ class Sim:
                  "size": p["free"]} for i, (n, p) in enumerate(self.pools.items(), 1)]
 
     def m_pool_dataset_query(self, filters=None, options=None):
-        out = [{"id": n, "name": n, "type": "VOLUME", "pool": z["pool"],
+        roots = [{"id": n, "name": n, "type": "FILESYSTEM", "pool": n,
+                  "exec": {"value": "off" if n in self.noexec else "on"},
+                  "comments": {"value": ""}} for n in self.pools]
+        out = roots + [{"id": n, "name": n, "type": "VOLUME", "pool": z["pool"],
                 "volsize": {"parsed": z["volsize"]}, "volblocksize": {"value": z["volblocksize"]},
                 "comments": {"value": z["comments"]}} for n, z in self.zvols.items()]
         return apply_filters(out, filters)
@@ -416,6 +421,12 @@ class Sim:
 
     def m_vm_maximum_supported_vcpus(self):
         return self.max_vcpus
+
+    def m_vm_bootloader_options(self):
+        return {"UEFI": "UEFI", "UEFI_CSM": "Legacy BIOS"}
+
+    def m_vm_bootloader_ovmf_choices(self):
+        return {"OVMF_CODE.fd": "OVMF_CODE.fd", "OVMF_CODE_4M.secboot.fd": "OVMF_CODE_4M.secboot.fd"}
 
     # ---- cron jobs and init/shutdown scripts
     def crud(self, table, data=None, ident=None, filters=None, delete=False):
@@ -638,6 +649,7 @@ def main():
     ap.add_argument("--plain", action="store_true", help="serve ws:// instead of wss://")
     ap.add_argument("--pool", action="append", help="NAME:SIZE (e.g. tank:1T); repeatable")
     ap.add_argument("--bridge", action="append", help="a bridge VMs may attach to; repeatable")
+    ap.add_argument("--noexec", action="append", help="a pool whose root dataset has exec=off")
     ap.add_argument("--validate-calls", action="store_true",
                     help="no server: check JSON lines {method, params} on stdin against the "
                          "release's schema (\"${vm.id}\" stands for a VM id); exit 1 on errors")
