@@ -80,6 +80,18 @@ Result<std::unique_ptr<TrueNasTarget>> TrueNasTarget::connect(const TrueNasConne
             return socket.status();
         }
         auto rpc = std::make_unique<JsonRpc>(std::move(*socket), ws.url, c.timeout);
+        TrueNasTarget* self = t.get();
+        rpc->on_notification = [self](const nlohmann::json& n) {
+            // {"method":"collection_update","params":{"collection":"core.get_jobs",
+            //  "fields":{"progress":{...}}}}
+            if (json_text(n, "method") != "collection_update" || !n.contains("params")) {
+                return;
+            }
+            const auto& p = n["params"];
+            if (json_text(p, "collection") == "core.get_jobs" && p.contains("fields")) {
+                self->forward_progress(p["fields"]);
+            }
+        };
         VMLIFT_RETURN_IF_ERROR(login_with_api_key(*rpc, c.user, c.api_key));
         t->m_rpc = std::move(rpc);
     }
@@ -149,6 +161,7 @@ Result<nlohmann::json> TrueNasTarget::call(const std::string& method,
                           method + ": job " + std::to_string(id) + " vanished");
         }
         const auto& job = (*jobs)[0];
+        forward_progress(job);
         std::string state = json_text(job, "state");
         if (state == "SUCCESS") {
             return job.contains("result") ? job["result"] : nlohmann::json();
@@ -403,6 +416,18 @@ Status TrueNasTarget::delete_hooks(const std::string& marker) {
         }
     }
     return {};
+}
+
+void TrueNasTarget::forward_progress(const nlohmann::json& job) {
+    if (!m_on_progress || !job.is_object() || !job.contains("progress") ||
+        !job["progress"].is_object()) {
+        return;
+    }
+    const auto& progress = job["progress"];
+    int percent = progress.contains("percent") && progress["percent"].is_number()
+                      ? static_cast<int>(progress["percent"].get<double>())
+                      : 0;
+    m_on_progress(percent, json_text(progress, "description"));
 }
 
 Status TrueNasTarget::start_vm(int id) {

@@ -28,6 +28,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -77,6 +78,11 @@ class TrueNasTarget {
     static Result<std::unique_ptr<TrueNasTarget>> over_ssh(SshTransport& host, Privilege privilege);
 
     Release release() const { return m_release; }
+    // Called with a job's progress (percent, description) while a job method
+    // runs: from core.get_jobs polls, or from the server's job notifications.
+    void on_job_progress(std::function<void(int, const std::string&)> callback) {
+        m_on_progress = std::move(callback);
+    }
     const std::string& version() const { return m_version; }
     Result<nlohmann::json> call(const std::string& method,
                                 const nlohmann::json& params = nlohmann::json::array());
@@ -119,6 +125,8 @@ class TrueNasTarget {
     std::string m_version;
     bool m_legacy_jobs = true;
     bool m_midclt = false;
+    std::function<void(int, const std::string&)> m_on_progress;
+    void forward_progress(const nlohmann::json& job);
 };
 
 }  // namespace vmlift::truenas

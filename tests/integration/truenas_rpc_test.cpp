@@ -353,9 +353,17 @@ TEST_F(TrueNasRpc, ProvisionIsIdempotentAndRollbackRemovesExactlyTheRunsObjects)
         // Power: start, state, stop (a job on every release).
         ASSERT_TRUE((*target)->start_vm(first->vm_id).ok());
         EXPECT_EQ(*(*target)->vm_state(first->vm_id), "RUNNING");
+        std::vector<int> seen;
+        (*target)->on_job_progress(
+            [&seen](int percent, const std::string&) { seen.push_back(percent); });
         Status stopped = (*target)->stop_vm(first->vm_id, true);
         ASSERT_TRUE(stopped.ok()) << release << ": " << stopped.message();
         EXPECT_EQ(*(*target)->vm_state(first->vm_id), "STOPPED");
+        ASSERT_FALSE(seen.empty()) << release << ": no job progress forwarded";
+        EXPECT_EQ(seen.back(), 100);
+        if (rel == Release::v25_10 || rel == Release::v26) {
+            EXPECT_EQ(seen, (std::vector<int>{50, 100})) << "from the job notifications";
+        }
         // Persistent hooks: created once, found again by the marker.
         TrueNasTarget::CronSchedule every5;
         auto cron = (*target)->ensure_cronjob(plan.marker, "/usr/local/bin/vmlift-cron", every5);

@@ -238,6 +238,12 @@ class Sim:
                              "time_finished": {"$date": int(time.time() * 1000)}}
         if session["options"].get("legacy_jobs", True):
             return job_id
+        for percent, what in ((50, "stopping"), (100, "done")):
+            session.setdefault("notify", []).append({
+                "jsonrpc": "2.0", "method": "collection_update",
+                "params": {"msg": "changed", "collection": "core.get_jobs", "id": job_id,
+                           "fields": {"id": job_id, "state": "RUNNING" if percent < 100 else "SUCCESS",
+                                      "progress": {"percent": percent, "description": what, "extra": None}}}})
         return result
 
     # ---- storage: pools, zvols backed by sparse files
@@ -618,6 +624,8 @@ async def serve(sim, args):
                 reply = {"jsonrpc": "2.0", "id": rid, "result": result}
             except CallError as e:
                 reply = {"jsonrpc": "2.0", "id": rid, "error": e.to_json()}
+            for note in session.pop("notify", []):
+                await ws.send(json.dumps(note))
             if rid is not None:
                 await ws.send(json.dumps(reply))
 
