@@ -179,6 +179,16 @@ TEST_F(TrueNasRpc, LoginFailuresAndThePlainWsGuard) {
     EXPECT_NE(wrong.message().find("AUTH_ERR"), std::string::npos) << wrong.message();
     EXPECT_EQ(wrong.message().find("7-wrong"), std::string::npos);
 
+    // Where auth.login_ex does not exist, auth.login_with_api_key is used.
+    auto old = sim.rpc("/api/v25.10.0");
+    ASSERT_TRUE(old.ok());
+    ASSERT_TRUE((*old)
+                    ->call("sim.inject", {"auth.login_ex",
+                                          {{"code", -32601}, {"message", "Method does not exist"}}})
+                    .ok());
+    ASSERT_TRUE(login_with_api_key(**old, "root", k_key).ok());
+    EXPECT_TRUE((*old)->call("system.version_short").ok());
+
     // Plain ws:// to a remote host: refused before anything is sent.
     TrueNasSim plain("25.10", true);
     http::WsOptions o;
