@@ -1,0 +1,69 @@
+// Rewriting a guest's network configuration offline, on its mounted root, so
+// it comes up on the new hypervisor with the same MAC and addresses even
+// though its NIC gets a new name there.
+//
+// Contract (this part: guests configured with netplan)
+//   plan_guest_net() reads ROOT/etc/netplan/*.yaml and returns the changes,
+//   changing nothing:
+//     - one file, etc/netplan/50-vmlift.yaml (0600), that matches each NIC by
+//       `macaddress`, keeps its old name with `set-name`, and sets DHCP or the
+//       static addresses, the gateway as a default route and the nameservers;
+//       with Addressing::keep, the guest's own settings for that interface
+//       (found by name or MAC) re-keyed to the MAC;
+//     - every other *.yaml moved to etc/netplan/vmlift-backup/;
+//     - cloud-init's network config disabled
+//       (etc/cloud/cloud.cfg.d/99-disable-network-config.cfg) when the guest
+//       has cloud-init;
+//     - a systemd .link file per NIC pinning its MAC to the old name.
+//   A NIC without a name takes the name its MAC had in the guest's config,
+//   or the only ethernet there when the guest had exactly one; the plan says
+//   which (warnings). A guest with no netplan config, a NIC whose name cannot
+//   be inferred, or keep with nothing to keep, is invalid_input naming the
+//   NIC. Planning an already rewritten root yields no changes.
+//   apply_guest_net() carries a plan out; unified_diff() renders it as a
+//   unified diff (whole-file hunks), for --dry-run.
+// Thread safety: pure except apply (writes under ROOT).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/status.h"
+
+namespace vmlift {
+
+enum class Addressing { keep, dhcp, static_address };
+
+struct GuestNic {
+    std::string mac;   // lowercase colon hex
+    std::string name;  // the interface name the guest used ("" = infer)
+    Addressing addressing = Addressing::keep;
+    std::vector<std::string> addresses;  // CIDR, static only
+    std::string gateway;
+    std::vector<std::string> nameservers;
+};
+
+struct FileChange {
+    std::string path;                   // relative to the root, e.g. etc/netplan/50-vmlift.yaml
+    std::optional<std::string> before;  // nullopt: the file did not exist
+    std::optional<std::string> after;   // nullopt: the file goes away (moved)
+    std::string moved_to;               // for moves: where the original goes
+    unsigned mode = 0644;
+};
+
+struct GuestNetPlan {
+    std::string method;          // "netplan"
+    std::vector<GuestNic> nics;  // names and addressing resolved
+    std::vector<FileChange> changes;
+    std::vector<std::string> warnings;
+    nlohmann::json to_json() const;
+};
+
+Result<GuestNetPlan> plan_guest_net(const std::string& root, std::vector<GuestNic> nics);
+Status apply_guest_net(const std::string& root, const GuestNetPlan& plan);
+std::string unified_diff(const GuestNetPlan& plan);
+
+}  // namespace vmlift
