@@ -2,24 +2,31 @@
 // it comes up on the new hypervisor with the same MAC and addresses even
 // though its NIC gets a new name there.
 //
-// Contract (this part: guests configured with netplan)
-//   plan_guest_net() reads ROOT/etc/netplan/*.yaml and returns the changes,
-//   changing nothing:
-//     - one file, etc/netplan/50-vmlift.yaml (0600), that matches each NIC by
-//       `macaddress`, keeps its old name with `set-name`, and sets DHCP or the
-//       static addresses, the gateway as a default route and the nameservers;
-//       with Addressing::keep, the guest's own settings for that interface
-//       (found by name or MAC) re-keyed to the MAC;
-//     - every other *.yaml moved to etc/netplan/vmlift-backup/;
+// Contract
+//   plan_guest_net() finds the guest's network stack under ROOT, the first
+//   of these that configures an ethernet: netplan (etc/netplan/*.yaml),
+//   NetworkManager keyfiles (etc/NetworkManager/system-connections), systemd-
+//   networkd (etc/systemd/network/*.network), RHEL ifcfg (etc/sysconfig/
+//   network-scripts/ifcfg-*), ifupdown (etc/network/interfaces[.d]). It
+//   returns the changes, changing nothing:
+//     - new config in that stack's own format that matches each NIC by MAC
+//       where the format can (netplan `match: macaddress` + `set-name`,
+//       keyfile `mac-address` + `interface-name`, networkd `[Match]
+//       MACAddress=`, ifcfg `HWADDR=`; ifupdown names only), with DHCP or the
+//       static addresses, gateway and nameservers; with Addressing::keep, the
+//       guest's own settings for that interface (found by name or MAC);
+//     - the guest's other files of that stack moved to a vmlift-backup
+//       folder (ifupdown's interfaces file is copied there, then replaced);
+//     - netplan's file is etc/netplan/50-vmlift.yaml (0600), keyfiles 0600;
 //     - cloud-init's network config disabled
 //       (etc/cloud/cloud.cfg.d/99-disable-network-config.cfg) when the guest
 //       has cloud-init;
 //     - a systemd .link file per NIC pinning its MAC to the old name.
 //   A NIC without a name takes the name its MAC had in the guest's config,
 //   or the only ethernet there when the guest had exactly one; the plan says
-//   which (warnings). A guest with no netplan config, a NIC whose name cannot
-//   be inferred, or keep with nothing to keep, is invalid_input naming the
-//   NIC. Planning an already rewritten root yields no changes.
+//   which (warnings). A guest with no recognisable config, a NIC whose name
+//   cannot be inferred, or keep with nothing to keep, is invalid_input
+//   naming the NIC. Planning an already rewritten root yields no changes.
 //   apply_guest_net() carries a plan out; unified_diff() renders it as a
 //   unified diff (whole-file hunks), for --dry-run.
 // Thread safety: pure except apply (writes under ROOT).
@@ -55,7 +62,7 @@ struct FileChange {
 };
 
 struct GuestNetPlan {
-    std::string method;          // "netplan"
+    std::string method;          // netplan, networkmanager, systemd-networkd, ifcfg, ifupdown
     std::vector<GuestNic> nics;  // names and addressing resolved
     std::vector<FileChange> changes;
     std::vector<std::string> warnings;

@@ -167,3 +167,97 @@ TEST_F(GuestNet, RefusesWhatItCannotDoCleanly) {
 
 }  // namespace
 }  // namespace vmlift
+
+namespace vmlift {
+namespace {
+
+using testing_support::read_all;
+using testing_support::TempDir;
+using testing_support::write_all;
+
+struct StackCase {
+    const char* name;
+    const char* method;
+    const char* file;  // the guest's original config
+    const char* text;
+    const char* out_file;                   // what we write
+    std::vector<const char*> out_contains;  // lines that must be there
+};
+
+class OtherStacks : public ::testing::TestWithParam<StackCase> {};
+
+TEST_P(OtherStacks, KeepTheStaticConfigReKeyedToTheMacAndAreIdempotent) {
+    const StackCase& c = GetParam();
+    TempDir root;
+    std::filesystem::create_directories(std::filesystem::path(root.file(c.file)).parent_path());
+    write_all(root.file(c.file), c.text);
+    std::vector<GuestNic> nics = {{"bc:24:11:aa:bb:01", "", Addressing::keep, {}, "", {}}};
+    auto plan = plan_guest_net(root.path(), nics);
+    ASSERT_TRUE(plan.ok()) << plan.status().message();
+    EXPECT_EQ(plan->method, c.method);
+    EXPECT_EQ(plan->nics[0].name, "ens18");
+    EXPECT_EQ(plan->nics[0].addresses, std::vector<std::string>{"198.18.5.10/24"});
+    EXPECT_EQ(plan->nics[0].gateway, "198.18.5.1");
+    EXPECT_EQ(plan->nics[0].nameservers, std::vector<std::string>{"198.18.5.1"});
+    ASSERT_TRUE(apply_guest_net(root.path(), *plan).ok());
+    std::string out = read_all(root.file(c.out_file));
+    for (const char* line : c.out_contains) {
+        EXPECT_NE(out.find(line), std::string::npos) << "missing '" << line << "' in\n" << out;
+    }
+    EXPECT_NE(read_all(root.file("etc/systemd/network/10-vmlift-ens18.link")).find("Name=ens18"),
+              std::string::npos);
+    auto again = plan_guest_net(root.path(), nics);
+    ASSERT_TRUE(again.ok()) << again.status().message();
+    EXPECT_TRUE(again->changes.empty()) << unified_diff(*again);
+    // DHCP by option replaces the static config.
+    auto dhcp =
+        plan_guest_net(root.path(), {{"bc:24:11:aa:bb:01", "ens18", Addressing::dhcp, {}, "", {}}});
+    ASSERT_TRUE(dhcp.ok());
+    ASSERT_TRUE(apply_guest_net(root.path(), *dhcp).ok());
+    std::string after = read_all(root.file(c.out_file));
+    EXPECT_EQ(after.find("198.18.5.10"), std::string::npos) << after;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Stacks, OtherStacks,
+    ::testing::Values(
+        StackCase{"ifupdown",
+                  "ifupdown",
+                  "etc/network/interfaces",
+                  "source /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n\n"
+                  "allow-hotplug ens18\niface ens18 inet static\n\taddress 198.18.5.10\n"
+                  "\tnetmask 255.255.255.0\n\tgateway 198.18.5.1\n\tdns-nameservers 198.18.5.1\n",
+                  "etc/network/interfaces",
+                  {"iface ens18 inet static", "address 198.18.5.10/24", "gateway 198.18.5.1",
+                   "dns-nameservers 198.18.5.1", "iface lo inet loopback"}},
+        StackCase{"keyfile",
+                  "networkmanager",
+                  "etc/NetworkManager/system-connections/Wired connection 1.nmconnection",
+                  "[connection]\nid=Wired connection 1\nuuid=1f8e3a52-0d6e-4c7a-9a1e-4c1d5e6f7a8b\n"
+                  "type=ethernet\ninterface-name=ens18\n\n[ethernet]\n\n[ipv4]\n"
+                  "address1=198.18.5.10/24,198.18.5.1\ndns=198.18.5.1;\nmethod=manual\n\n"
+                  "[ipv6]\nmethod=auto\n",
+                  "etc/NetworkManager/system-connections/vmlift-ens18.nmconnection",
+                  {"interface-name=ens18", "mac-address=bc:24:11:aa:bb:01", "method=manual",
+                   "address1=198.18.5.10/24,198.18.5.1", "dns=198.18.5.1;"}},
+        StackCase{"networkd",
+                  "systemd-networkd",
+                  "etc/systemd/network/10-ens18.network",
+                  "[Match]\nName=ens18\n\n[Network]\nAddress=198.18.5.10/24\n"
+                  "Gateway=198.18.5.1\nDNS=198.18.5.1\n",
+                  "etc/systemd/network/20-vmlift-ens18.network",
+                  {"MACAddress=bc:24:11:aa:bb:01", "Address=198.18.5.10/24", "Gateway=198.18.5.1",
+                   "DNS=198.18.5.1"}},
+        StackCase{
+            "ifcfg",
+            "ifcfg",
+            "etc/sysconfig/network-scripts/ifcfg-ens18",
+            "TYPE=Ethernet\nBOOTPROTO=none\nNAME=ens18\nDEVICE=ens18\nONBOOT=yes\n"
+            "IPADDR=198.18.5.10\nNETMASK=255.255.255.0\nGATEWAY=198.18.5.1\nDNS1=198.18.5.1\n",
+            "etc/sysconfig/network-scripts/ifcfg-ens18",
+            {"HWADDR=bc:24:11:aa:bb:01", "IPADDR=198.18.5.10", "PREFIX=24", "GATEWAY=198.18.5.1",
+             "DNS1=198.18.5.1", "DEVICE=ens18"}}),
+    [](const ::testing::TestParamInfo<StackCase>& p) { return std::string(p.param.name); });
+
+}  // namespace
+}  // namespace vmlift
