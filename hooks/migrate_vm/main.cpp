@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "hooks/migrate_vm/context.h"
+#include "hooks/migrate_vm/edit_guest_command.h"
 #include "hooks/migrate_vm/inspect_command.h"
 #include "hooks/migrate_vm/provision_command.h"
 #include "hooks/migrate_vm/ssh_check.h"
@@ -34,6 +35,8 @@ int main(int argc, char** argv) {
     add_inspect_command(app, inspect);
     ProvisionOptions provision;
     add_provision_command(app, provision);
+    EditGuestOptions edit_guest;
+    add_edit_guest_command(app, edit_guest);
 
     try {
         app.parse(argc, argv);
@@ -60,6 +63,9 @@ int main(int argc, char** argv) {
     }
     if (app.got_subcommand("provision")) {
         return run_provision(ctx, provision);
+    }
+    if (app.got_subcommand("edit-guest-disk")) {
+        return run_edit_guest(ctx, edit_guest);
     }
     return 2;
 }

@@ -1,0 +1,513 @@
+#include "engine/guest_disk.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/io.h"
+
+namespace vmlift {
+namespace {
+
+namespace fs = std::filesystem;
+
+// LVM's text metadata → JSON: sections become objects, `key = value` members.
+class LvmText {
+  public:
+    explicit LvmText(const std::string& text) : m_s(text) {}
+
+    Result<nlohmann::json> parse() {
+        nlohmann::json root = nlohmann::json::object();
+        VMLIFT_RETURN_IF_ERROR(members(root, false));
+        return root;
+    }
+
+  private:
+    void skip() {
+        while (m_i < m_s.size()) {
+            if (std::isspace(static_cast<unsigned char>(m_s[m_i]))) {
+                ++m_i;
+            } else if (m_s[m_i] == '#') {
+                while (m_i < m_s.size() && m_s[m_i] != '\n') {
+                    ++m_i;
+                }
+            } else {
+                break;
+            }
+        }
+    }
+    std::string word() {
+        size_t b = m_i;
+        while (m_i < m_s.size() && (std::isalnum(static_cast<unsigned char>(m_s[m_i])) ||
+                                    std::strchr("_-.+", m_s[m_i]))) {
+            ++m_i;
+        }
+        return m_s.substr(b, m_i - b);
+    }
+    Result<nlohmann::json> value() {
+        skip();
+        if (m_i >= m_s.size()) {
+            return Status(Code::invalid_input, "LVM metadata ends early");
+        }
+        if (m_s[m_i] == '"') {
+            size_t e = m_s.find('"', m_i + 1);
+            if (e == std::string::npos) {
+                return Status(Code::invalid_input, "LVM metadata: unterminated string");
+            }
+            std::string v = m_s.substr(m_i + 1, e - m_i - 1);
+            m_i = e + 1;
+            return nlohmann::json(v);
+        }
+        if (m_s[m_i] == '[') {
+            ++m_i;
+            nlohmann::json arr = nlohmann::json::array();
+            for (;;) {
+                skip();
+                if (m_i < m_s.size() && m_s[m_i] == ']') {
+                    ++m_i;
+                    return arr;
+                }
+                auto v = value();
+                if (!v.ok()) {
+                    return v.status();
+                }
+                arr.push_back(*v);
+                skip();
+                if (m_i < m_s.size() && m_s[m_i] == ',') {
+                    ++m_i;
+                }
+            }
+        }
+        std::string w = word();
+        if (w.empty()) {
+            return Status(Code::invalid_input,
+                          "LVM metadata: unexpected '" + std::string(1, m_s[m_i]) + "'");
+        }
+        bool number = std::all_of(w.begin(), w.end(), [](char c) { return std::isdigit(c); });
+        return number ? nlohmann::json(std::stoull(w)) : nlohmann::json(w);
+    }
+    Status members(nlohmann::json& into, bool nested) {
+        for (;;) {
+            skip();
+            if (m_i >= m_s.size()) {
+                return nested ? Status(Code::invalid_input, "LVM metadata: missing '}'") : Status();
+            }
+            if (m_s[m_i] == '}') {
+                if (!nested) {
+                    return Status(Code::invalid_input, "LVM metadata: stray '}'");
+                }
+                ++m_i;
+                return {};
+            }
+            std::string key = word();
+            if (key.empty()) {
+                return Status(Code::invalid_input, "LVM metadata: expected a name");
+            }
+            skip();
+            if (m_i < m_s.size() && m_s[m_i] == '{') {
+                ++m_i;
+                nlohmann::json section = nlohmann::json::object();
+                VMLIFT_RETURN_IF_ERROR(members(section, true));
+                into[key] = section;
+            } else if (m_i < m_s.size() && m_s[m_i] == '=') {
+                ++m_i;
+                auto v = value();
+                if (!v.ok()) {
+                    return v.status();
+                }
+                into[key] = *v;
+            } else {
+                return Status(Code::invalid_input,
+                              "LVM metadata: expected '=' or '{' after " + key);
+            }
+        }
+    }
+    const std::string& m_s;
+    size_t m_i = 0;
+};
+
+std::string trim_line(const std::string& s) {
+    return last_line(s);
+}
+
+}  // namespace
+
+Result<std::vector<LvmExtent>> parse_lvm_metadata(const std::string& text) {
+    // pvck prints a header line and "---" before the metadata text.
+    std::string body = text;
+    size_t at = 0;
+    while (at < text.size()) {
+        size_t nl = text.find('\n', at);
+        std::string line = text.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
+        line.erase(0, line.find_first_not_of(" \t"));
+        if (line.rfind("---", 0) == 0 && line.find_first_not_of('-') == std::string::npos) {
+            body = nl == std::string::npos ? std::string() : text.substr(nl + 1);
+            break;
+        }
+        if (nl == std::string::npos) {
+            break;
+        }
+        at = nl + 1;
+    }
+    // ... and another "---" after it.
+    for (size_t pos = 0; pos < body.size();) {
+        size_t nl = body.find('\n', pos);
+        std::string line = body.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+        line.erase(0, line.find_first_not_of(" \t"));
+        if (!line.empty() && line.find_first_not_of('-') == std::string::npos) {
+            body.resize(pos);
+            break;
+        }
+        if (nl == std::string::npos) {
+            break;
+        }
+        pos = nl + 1;
+    }
+    auto parsed = LvmText(body).parse();
+    if (!parsed.ok()) {
+        return parsed.status();
+    }
+    std::vector<LvmExtent> out;
+    for (const auto& [vg, v] : parsed->items()) {
+        if (!v.is_object() || !v.contains("extent_size")) {
+            continue;
+        }
+        const uint64_t extent = v["extent_size"].get<uint64_t>() * 512;
+        std::map<std::string, uint64_t> pe_start;
+        if (v.contains("physical_volumes")) {
+            for (const auto& [pv, pvv] : v["physical_volumes"].items()) {
+                pe_start[pv] = pvv.value("pe_start", uint64_t{0}) * 512;
+            }
+        }
+        if (!v.contains("logical_volumes")) {
+            continue;
+        }
+        for (const auto& [lv, lvv] : v["logical_volumes"].items()) {
+            LvmExtent e;
+            e.vg = vg;
+            e.lv = lv;
+            e.segments = static_cast<int>(lvv.value("segment_count", uint64_t{0}));
+            if (lvv.contains("segment1")) {
+                const auto& seg = lvv["segment1"];
+                e.type = seg.value("type", std::string());
+                e.stripes = static_cast<int>(seg.value("stripe_count", uint64_t{0}));
+                const auto& stripes = seg.contains("stripes") ? seg["stripes"] : nlohmann::json();
+                if (stripes.is_array() && stripes.size() >= 2 && stripes[0].is_string() &&
+                    stripes[1].is_number()) {
+                    e.offset = pe_start[stripes[0].get<std::string>()] +
+                               stripes[1].get<uint64_t>() * extent;
+                }
+                e.length = seg.value("extent_count", uint64_t{0}) * extent;
+            }
+            out.push_back(e);
+        }
+    }
+    return out;
+}
+
+Result<std::string> GuestRoot::run(const std::vector<std::string>& argv) {
+    ProcessSpec spec;
+    spec.argv = argv;
+    spec.env = default_tool_env();
+    spec.timeout = std::chrono::seconds(120);
+    auto r = run_captured(m_runner, spec);
+    if (!r.ok()) {
+        return r.status();
+    }
+    if (r->exit.kind != ExitStatus::Kind::exited || r->exit.code != 0) {
+        return Status(Code::io_error, argv[0] + " failed: " + trim_line(r->err + r->out));
+    }
+    return r->out;
+}
+
+void GuestRoot::save_state() {
+    if (m_state_file.empty()) {
+        std::error_code ec;
+        fs::create_directories(m_options.state_dir, ec);
+        m_state_file = m_options.state_dir + "/" + std::to_string(::getpid()) + ".json";
+    }
+    nlohmann::json j = {
+        {"pid", ::getpid()}, {"loops", m_loops}, {"mount", m_mounted ? m_mount : ""}};
+    std::ofstream(m_state_file) << j.dump() << "\n";
+}
+
+Result<std::string> GuestRoot::attach(uint64_t offset, uint64_t length) {
+    auto out = run({"losetup", "--find", "--show", "--offset", std::to_string(offset),
+                    "--sizelimit", std::to_string(length), m_options.device});
+    if (!out.ok()) {
+        return out.status();
+    }
+    std::string dev = last_line(*out);
+    m_loops.push_back(dev);
+    save_state();
+    return dev;
+}
+
+Status GuestRoot::mount(const std::string& device, const std::string& type) {
+    std::vector<std::string> argv = {"mount", "-t", type};
+    if (type == "xfs") {
+        argv.insert(argv.end(), {"-o", "nouuid"});
+    }
+    argv.push_back(device);
+    argv.push_back(m_mount);
+    auto r = run(argv);
+    if (!r.ok()) {
+        return r.status();
+    }
+    m_mounted = true;
+    save_state();
+    return {};
+}
+
+void GuestRoot::unmount() {
+    if (m_mounted) {
+        (void)run({"umount", m_mount});
+        m_mounted = false;
+        save_state();
+    }
+}
+
+Status GuestRoot::close() {
+    Status first;
+    if (m_mounted) {
+        auto r = run({"umount", m_mount});
+        if (!r.ok()) {
+            first = r.status();
+        } else {
+            m_mounted = false;
+        }
+    }
+    for (auto it = m_loops.rbegin(); it != m_loops.rend(); ++it) {
+        auto r = run({"losetup", "-d", *it});
+        if (!r.ok() && first.ok()) {
+            first = r.status();
+        }
+    }
+    m_loops.clear();
+    if (m_temp_dir && !m_mount.empty()) {
+        std::error_code ec;
+        fs::remove(m_mount, ec);
+        m_temp_dir = false;
+    }
+    if (!m_state_file.empty() && first.ok()) {
+        std::error_code ec;
+        fs::remove(m_state_file, ec);
+    }
+    return first;
+}
+
+GuestRoot::~GuestRoot() {
+    (void)close();
+}
+
+void GuestRoot::clean_leftovers(ProcessRunner& runner, Logger& log, const std::string& state_dir) {
+    std::error_code ec;
+    if (!fs::is_directory(state_dir, ec)) {
+        return;
+    }
+    for (const auto& e : fs::directory_iterator(state_dir, ec)) {
+        std::ifstream in(e.path());
+        auto j = nlohmann::json::parse(in, nullptr, false);
+        if (!j.is_object()) {
+            continue;
+        }
+        const int pid = j.value("pid", 0);
+        if (pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM)) {
+            continue;  // that run is still going
+        }
+        GuestRoot dead(runner, log, {});
+        dead.m_mount = j.value("mount", std::string());
+        dead.m_mounted = !dead.m_mount.empty();
+        dead.m_loops = j.value("loops", std::vector<std::string>{});
+        dead.m_state_file = e.path().string();
+        log.warn("guest-disk", "cleaning up after a run that died: " + j.dump());
+        (void)dead.close();
+        fs::remove(e.path(), ec);
+    }
+}
+
+Result<std::unique_ptr<GuestRoot>> GuestRoot::open(ProcessRunner& runner, Logger& log,
+                                                   const GuestDiskOptions& options) {
+    clean_leftovers(runner, log, options.state_dir);
+    std::unique_ptr<GuestRoot> g(new GuestRoot(runner, log, options));
+    auto cancelled = [&] { return options.cancelled && options.cancelled(); };
+    struct stat st {};
+    if (::stat(options.device.c_str(), &st) != 0) {
+        return Status(Code::not_found, "guest disk " + options.device + " does not exist");
+    }
+    uint64_t size = static_cast<uint64_t>(st.st_size);
+    if (S_ISBLK(st.st_mode)) {
+        auto bytes = g->run({"blockdev", "--getsize64", options.device});
+        if (!bytes.ok()) {
+            return bytes.status();
+        }
+        size = std::stoull(last_line(*bytes));
+    }
+    if (options.mount_point.empty()) {
+        char tmpl[] = "/tmp/vmlift-guest-XXXXXX";
+        if (!::mkdtemp(tmpl)) {
+            return Status(Code::io_error, "cannot create a mount point under /tmp");
+        }
+        g->m_mount = tmpl;
+        g->m_temp_dir = true;
+    } else {
+        g->m_mount = options.mount_point;
+        std::error_code ec;
+        fs::create_directories(g->m_mount, ec);
+    }
+
+    // Partitions (sectors), or the whole disk.
+    struct Part {
+        uint64_t offset, length;
+        std::string name;
+    };
+    std::vector<Part> parts;
+    ProcessSpec sfdisk;
+    sfdisk.argv = {"sfdisk", "--json", options.device};
+    sfdisk.env = default_tool_env();
+    auto table = run_captured(runner, sfdisk);
+    if (table.ok() && table->exit.code == 0) {
+        auto j = nlohmann::json::parse(table->out, nullptr, false);
+        if (j.contains("partitiontable")) {
+            const auto& pt = j["partitiontable"];
+            const uint64_t sector = pt.value("sectorsize", uint64_t{512});
+            int n = 0;
+            for (const auto& p : pt.value("partitions", nlohmann::json::array())) {
+                ++n;
+                parts.push_back({p.value("start", uint64_t{0}) * sector,
+                                 p.value("size", uint64_t{0}) * sector,
+                                 "partition " + std::to_string(n)});
+            }
+        }
+    }
+    if (parts.empty()) {
+        parts.push_back({0, size, "the whole disk"});
+    }
+
+    struct Candidate {
+        std::string device, type, what;
+    };
+    std::vector<Candidate> candidates;
+    std::vector<std::string> vgs_seen;
+    std::vector<std::string> notes;
+    for (const auto& p : parts) {
+        if (cancelled()) {
+            return Status(Code::cancelled, "interrupted; everything was undone");
+        }
+        auto loop = g->attach(p.offset, p.length);
+        if (!loop.ok()) {
+            return loop.status();
+        }
+        auto type = g->run({"blkid", "-p", "-o", "value", "-s", "TYPE", *loop});
+        std::string t = type.ok() ? last_line(*type) : "";
+        if (t == "LVM2_member") {
+            auto meta = g->run({"pvck", "--dump", "metadata", *loop});
+            if (!meta.ok()) {
+                return meta.status();
+            }
+            auto lvs = parse_lvm_metadata(*meta);
+            if (!lvs.ok()) {
+                return Status(lvs.status().code(),
+                              p.name + " of " + options.device + ": " + lvs.status().message());
+            }
+            for (const auto& lv : *lvs) {
+                if (std::find(vgs_seen.begin(), vgs_seen.end(), lv.vg) == vgs_seen.end()) {
+                    vgs_seen.push_back(lv.vg);
+                }
+                if (!options.vg_name.empty() && lv.vg != options.vg_name) {
+                    continue;
+                }
+                if (!options.lv_name.empty() && lv.lv != options.lv_name) {
+                    continue;
+                }
+                const std::string name = lv.vg + "/" + lv.lv;
+                if (lv.segments != 1 || lv.type != "striped" || lv.stripes != 1) {
+                    std::string why = name + " has " + std::to_string(lv.segments) +
+                                      " segment(s) of type " + lv.type +
+                                      "; without device-mapper only single linear segments can "
+                                      "be mapped";
+                    if (!options.lv_name.empty()) {
+                        return Status(Code::invalid_input, why);
+                    }
+                    notes.push_back(why);
+                    continue;
+                }
+                auto lv_loop = g->attach(p.offset + lv.offset, lv.length);
+                if (!lv_loop.ok()) {
+                    return lv_loop.status();
+                }
+                auto lv_type = g->run({"blkid", "-p", "-o", "value", "-s", "TYPE", *lv_loop});
+                candidates.push_back({*lv_loop, lv_type.ok() ? last_line(*lv_type) : "", name});
+            }
+        } else if (options.vg_name.empty()) {
+            candidates.push_back({*loop, t, p.name});
+        }
+    }
+    if (!options.vg_name.empty() &&
+        std::find(vgs_seen.begin(), vgs_seen.end(), options.vg_name) == vgs_seen.end()) {
+        std::string found;
+        for (const auto& v : vgs_seen) {
+            found += (found.empty() ? "" : ", ") + v;
+        }
+        return Status(Code::invalid_input,
+                      "volume group " + options.vg_name + " is not on " + options.device +
+                          " (found: " + (found.empty() ? "none" : found) + ")");
+    }
+    std::string tried;
+    for (const auto& c : candidates) {
+        if (cancelled()) {
+            return Status(Code::cancelled, "interrupted; everything was undone");
+        }
+        if (c.type != "ext4" && c.type != "ext3" && c.type != "ext2" && c.type != "xfs") {
+            tried += (tried.empty() ? "" : ", ") + c.what + " (" +
+                     (c.type.empty() ? "no filesystem" : c.type) + ")";
+            continue;
+        }
+        VMLIFT_RETURN_IF_ERROR(g->mount(c.device, c.type));
+        std::string fstab;
+        {
+            std::ifstream in(g->m_mount + "/etc/fstab");
+            std::stringstream s;
+            s << in.rdbuf();
+            fstab = s.str();
+        }
+        bool root_entry = false;
+        std::istringstream lines(fstab);
+        std::string line;
+        while (std::getline(lines, line)) {
+            std::istringstream w(line);
+            std::string spec, mp;
+            if ((w >> spec >> mp) && spec[0] != '#' && mp == "/") {
+                root_entry = true;
+            }
+        }
+        if (fs::exists(g->m_mount + "/etc/os-release") && root_entry) {
+            g->m_description = c.what + " (" + c.type + ")";
+            log.info("guest-disk",
+                     "root filesystem: " + g->m_description + " on " + options.device);
+            return g;
+        }
+        g->unmount();
+        tried += (tried.empty() ? "" : ", ") + c.what + " (" + c.type + ", not a root)";
+    }
+    for (const auto& n : notes) {
+        tried += (tried.empty() ? "" : "; ") + n;
+    }
+    return Status(Code::invalid_input,
+                  "no Linux root filesystem (with /etc/os-release and an fstab entry for /) on " +
+                      options.device + "; checked: " + (tried.empty() ? "nothing usable" : tried) +
+                      (options.vg_name.empty() ? "" : "; check --vg-name/--lv-name"));
+}
+
+}  // namespace vmlift

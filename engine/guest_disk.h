@@ -1,0 +1,96 @@
+// Reaching the root filesystem of a copied guest disk on this machine,
+// without device-mapper: partitions and LVM logical volumes become loop
+// devices with offsets, the root is mounted, and everything is undone after.
+//
+// Contract
+//   GuestRoot::open() takes an image file or block device (never the
+//   source: callers pass the copy). It reads the partition table (GPT or
+//   MBR, `sfdisk --json`; none means the whole disk), attaches each
+//   partition as a loop device with offset and size limit, and asks `blkid`
+//   what it holds. An LVM physical volume's metadata is read with `pvck
+//   --dump metadata` (read-only: nothing is activated, so a guest VG named
+//   like one of the host's, ubuntu-vg, is harmless); each single-segment
+//   linear LV becomes another loop device at its offset. With vg/lv names
+//   only that LV is used, and a multi-segment or non-linear one is
+//   refused with a clear error; without them every ext2/3/4 or xfs
+//   filesystem is tried (read-write, xfs with nouuid) until one holds
+//   /etc/os-release and an /etc/fstab that mounts it at "/".
+//   Failures are invalid_input (no root, wrong --vg-name, unusable LV)
+//   or io_error naming the tool, and leave nothing behind.
+//   Teardown (close(), or the destructor) unmounts and detaches in reverse
+//   order. Every loop and mount is recorded in a state file under
+//   state_dir first; clean_leftovers() removes what a run that died left.
+// Thread safety: one instance per disk; `cancelled` is polled between steps.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/log.h"
+#include "engine/process.h"
+#include "engine/status.h"
+
+namespace vmlift {
+
+struct GuestDiskOptions {
+    std::string device;  // image file or block device holding the copied disk
+    std::string vg_name;
+    std::string lv_name;
+    std::string mount_point;  // "" = a temporary directory
+    std::string state_dir = "/run/vmlift/guest-disk";
+    std::function<bool()> cancelled;
+};
+
+// One logical volume found in LVM metadata.
+struct LvmExtent {
+    std::string vg;
+    std::string lv;
+    int segments = 0;
+    std::string type;  // "striped" for linear
+    int stripes = 0;
+    uint64_t offset = 0;  // bytes from the start of the PV
+    uint64_t length = 0;
+};
+// Parses the text of `pvck --dump metadata` (one VG).
+Result<std::vector<LvmExtent>> parse_lvm_metadata(const std::string& text);
+
+class GuestRoot {
+  public:
+    static Result<std::unique_ptr<GuestRoot>> open(ProcessRunner& runner, Logger& log,
+                                                   const GuestDiskOptions& options);
+    ~GuestRoot();
+    GuestRoot(const GuestRoot&) = delete;
+    GuestRoot& operator=(const GuestRoot&) = delete;
+
+    const std::string& root() const { return m_mount; }
+    const std::string& description() const {
+        return m_description;
+    }  // "ubuntu-vg/ubuntu-lv (ext4)"
+    Status close();
+
+    // Undoes what dead runs left (their state files name their loops and mounts).
+    static void clean_leftovers(ProcessRunner& runner, Logger& log, const std::string& state_dir);
+
+  private:
+    GuestRoot(ProcessRunner& runner, Logger& log, GuestDiskOptions options)
+        : m_runner(runner), m_log(log), m_options(std::move(options)) {}
+    Result<std::string> attach(uint64_t offset, uint64_t length);
+    Status mount(const std::string& device, const std::string& type);
+    void unmount();
+    void save_state();
+    Result<std::string> run(const std::vector<std::string>& argv);
+
+    ProcessRunner& m_runner;
+    Logger& m_log;
+    GuestDiskOptions m_options;
+    std::vector<std::string> m_loops;
+    std::string m_mount;
+    bool m_mounted = false;
+    bool m_temp_dir = false;
+    std::string m_description;
+    std::string m_state_file;
+};
+
+}  // namespace vmlift

@@ -1,0 +1,194 @@
+#include "hooks/migrate_vm/edit_guest_command.h"
+
+#include <signal.h>
+
+#include <atomic>
+#include <iostream>
+#include <sstream>
+
+#include "engine/guest_disk.h"
+#include "engine/guest_net.h"
+#include "engine/vm_spec.h"
+
+namespace vmlift::cli {
+namespace {
+
+std::atomic<int> g_signal{0};
+
+void on_signal(int sig) {
+    g_signal = sig;
+}
+
+int fail(Context& ctx, const Status& st) {
+    ctx.logger.error("edit-guest-disk", st.message());
+    return exit_code_for(st.code());
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+    std::vector<std::string> out;
+    std::stringstream in(s);
+    std::string item;
+    while (std::getline(in, item, sep)) {
+        if (!item.empty()) {
+            out.push_back(item);
+        }
+    }
+    return out;
+}
+
+// --nic MAC[,name=OLD][,dhcp|,cidr=CIDR,gw=IP][,dns=A;B]
+Result<GuestNic> parse_nic(const std::string& text) {
+    auto parts = split(text, ',');
+    if (parts.empty()) {
+        return Status(Code::invalid_input, "--nic needs a MAC");
+    }
+    auto mac = normalize_mac(parts[0]);
+    if (!mac) {
+        return Status(Code::invalid_input, "--nic '" + text + "': '" + parts[0] + "' is not a MAC");
+    }
+    GuestNic nic;
+    nic.mac = *mac;
+    for (size_t i = 1; i < parts.size(); ++i) {
+        const std::string& p = parts[i];
+        if (p == "dhcp") {
+            nic.addressing = Addressing::dhcp;
+        } else if (p.rfind("name=", 0) == 0) {
+            nic.name = p.substr(5);
+        } else if (p.rfind("cidr=", 0) == 0) {
+            nic.addressing = Addressing::static_address;
+            nic.addresses.push_back(p.substr(5));
+        } else if (p.rfind("gw=", 0) == 0) {
+            nic.gateway = p.substr(3);
+        } else if (p.rfind("dns=", 0) == 0) {
+            nic.nameservers = split(p.substr(4), ';');
+        } else {
+            return Status(Code::invalid_input, "--nic '" + text + "': unknown part '" + p +
+                                                   "' (name=, dhcp, cidr=, gw=, dns=)");
+        }
+    }
+    return nic;
+}
+
+}  // namespace
+
+void add_edit_guest_command(CLI::App& app, EditGuestOptions& o) {
+    auto* cmd = app.add_subcommand("edit-guest-disk",
+                                   "rewrite the guest's network config on the copied disk");
+    cmd->add_option("--tool-host", o.tool_host, "work on this host over SSH (default: here)");
+    cmd->add_option("--tool-user", o.tool_user, "SSH user on the tool host");
+    cmd->add_option("--target-mode", o.target_mode, "nbd or local")->capture_default_str();
+    cmd->add_option("--nbd-host", o.nbd_host, "NBD server of the target zvol");
+    cmd->add_option("--nbd-port", o.nbd_port, "NBD port")->capture_default_str();
+    cmd->add_option("--nbd-device", o.nbd_device, "local nbd device")->capture_default_str();
+    cmd->add_option("--local-dev-path", o.local_dev_path, "the copied disk: block device or image");
+    cmd->add_option("--vg-name", o.vg_name, "volume group of the root");
+    cmd->add_option("--lv-name", o.lv_name, "logical volume of the root");
+    cmd->add_option("--mount-point", o.mount_point, "where to mount the root (default: temp dir)");
+    cmd->add_option("--lvm-global-filter", o.lvm_global_filter,
+                    "LVM filter for device-mapper activation (unused without device-mapper)");
+    cmd->add_option("--target-mac", o.target_mac, "the one NIC's MAC (one-NIC form)");
+    cmd->add_flag("--use-dhcp", o.use_dhcp, "the one NIC uses DHCP");
+    cmd->add_option("--static-cidr", o.static_cidr, "the one NIC's static address (CIDR)");
+    cmd->add_option("--gateway", o.gateway, "the one NIC's gateway");
+    cmd->add_option("--nic", o.nics,
+                    "MAC[,name=OLD][,dhcp|,cidr=CIDR,gw=IP][,dns=A;B] (repeatable)");
+    cmd->add_flag("--dry-run", o.dry_run, "print a unified diff of the changes; change nothing");
+}
+
+int run_edit_guest(Context& ctx, const EditGuestOptions& o) {
+    if (!o.tool_host.empty() || o.target_mode == "nbd") {
+        return fail(ctx, Status(Code::invalid_input,
+                                "this version edits disks on this machine only: use "
+                                "--target-mode local --local-dev-path (no --tool-host, no nbd)"));
+    }
+    if (o.target_mode != "local") {
+        return fail(ctx, Status(Code::invalid_input, "--target-mode is nbd or local"));
+    }
+    if (o.local_dev_path.empty()) {
+        return fail(ctx, Status(Code::invalid_input, "--local-dev-path is required in local mode"));
+    }
+    std::vector<GuestNic> nics;
+    if (!o.target_mac.empty()) {
+        auto mac = normalize_mac(o.target_mac);
+        if (!mac) {
+            return fail(ctx, Status(Code::invalid_input,
+                                    "--target-mac '" + o.target_mac + "' is not a MAC address"));
+        }
+        GuestNic nic;
+        nic.mac = *mac;
+        if (o.use_dhcp && !o.static_cidr.empty()) {
+            return fail(ctx,
+                        Status(Code::invalid_input, "give --use-dhcp or --static-cidr, not both"));
+        }
+        if (o.use_dhcp) {
+            nic.addressing = Addressing::dhcp;
+        } else if (!o.static_cidr.empty()) {
+            nic.addressing = Addressing::static_address;
+            nic.addresses = {o.static_cidr};
+            nic.gateway = o.gateway;
+        }
+        nics.push_back(nic);
+    }
+    for (const auto& text : o.nics) {
+        auto nic = parse_nic(text);
+        if (!nic.ok()) {
+            return fail(ctx, nic.status());
+        }
+        nics.push_back(*nic);
+    }
+    if (nics.empty()) {
+        return fail(ctx, Status(Code::invalid_input, "no NIC given: --target-mac or --nic"));
+    }
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    ::sigaction(SIGINT, &sa, nullptr);
+    ::sigaction(SIGTERM, &sa, nullptr);
+    GuestDiskOptions disk;
+    disk.device = o.local_dev_path;
+    disk.vg_name = o.vg_name;
+    disk.lv_name = o.lv_name;
+    disk.mount_point = o.mount_point;
+    disk.cancelled = [] { return g_signal.load() != 0; };
+    auto root = GuestRoot::open(ctx.runner, ctx.logger, disk);
+    if (!root.ok()) {
+        return fail(ctx, root.status());
+    }
+    auto plan = plan_guest_net((*root)->root(), nics);
+    if (!plan.ok()) {
+        return fail(ctx, plan.status());
+    }
+    if (!o.dry_run) {
+        Status applied = apply_guest_net((*root)->root(), *plan);
+        if (!applied.ok()) {
+            return fail(ctx, applied);
+        }
+    }
+    Status closed = (*root)->close();
+    if (!closed.ok()) {
+        return fail(ctx, closed);
+    }
+    if (g_signal.load() != 0) {
+        return fail(ctx, Status(Code::cancelled, "interrupted; the disk was unmounted"));
+    }
+    nlohmann::json j = plan->to_json();
+    j["root"] = (*root)->description();
+    j["dry_run"] = o.dry_run;
+    if (ctx.global.json) {
+        if (o.dry_run) {
+            j["diff"] = unified_diff(*plan);
+        }
+        std::cout << j.dump() << std::endl;
+        return 0;
+    }
+    if (o.dry_run) {
+        std::cout << unified_diff(*plan);
+    }
+    std::cout << (o.dry_run ? "Would change " : "Changed ") << plan->changes.size()
+              << " file(s) on " << (*root)->description() << " (" << plan->method << ")\n";
+    for (const auto& w : plan->warnings) {
+        std::cout << "  note: " << w << "\n";
+    }
+    return 0;
+}
+
+}  // namespace vmlift::cli
