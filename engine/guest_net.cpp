@@ -583,8 +583,6 @@ struct Stack {
 };
 
 std::vector<Stack> stacks() {
-    auto ours = [](const std::string& n) { return n.find("vmlift") != std::string::npos; };
-    (void)ours;
     return {
         {"netplan", "etc/netplan", [](const std::string& n) { return ends_with(n, ".yaml"); },
          [](const Files& f) { return read_netplan(f); },
