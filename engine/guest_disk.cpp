@@ -137,10 +137,6 @@ class LvmText {
     size_t m_i = 0;
 };
 
-std::string trim_line(const std::string& s) {
-    return last_line(s);
-}
-
 }  // namespace
 
 Result<std::vector<LvmExtent>> parse_lvm_metadata(const std::string& text) {
@@ -226,7 +222,7 @@ Result<std::string> GuestRoot::run(const std::vector<std::string>& argv) {
         return r.status();
     }
     if (r->exit.kind != ExitStatus::Kind::exited || r->exit.code != 0) {
-        return Status(Code::io_error, argv[0] + " failed: " + trim_line(r->err + r->out));
+        return Status(Code::io_error, argv[0] + " failed: " + last_line(r->err + r->out));
     }
     return r->out;
 }
