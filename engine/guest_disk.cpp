@@ -506,4 +506,31 @@ Result<std::unique_ptr<GuestRoot>> GuestRoot::open(ProcessRunner& runner, Logger
                       (options.vg_name.empty() ? "" : "; check --vg-name/--lv-name"));
 }
 
+Result<nlohmann::json> edit_guest_disk(ProcessRunner& runner, Logger& log,
+                                       const GuestDiskOptions& options,
+                                       const std::vector<GuestNic>& nics, bool dry_run) {
+    auto root = GuestRoot::open(runner, log, options);
+    if (!root.ok()) {
+        return root.status();
+    }
+    auto plan = plan_guest_net((*root)->root(), nics);
+    if (!plan.ok()) {
+        return plan.status();
+    }
+    if (!dry_run) {
+        VMLIFT_RETURN_IF_ERROR(apply_guest_net((*root)->root(), *plan));
+    }
+    VMLIFT_RETURN_IF_ERROR((*root)->close());
+    if (options.cancelled && options.cancelled()) {
+        return Status(Code::cancelled, "interrupted; the disk was unmounted");
+    }
+    nlohmann::json j = plan->to_json();
+    j["root"] = (*root)->description();
+    j["dry_run"] = dry_run;
+    if (dry_run) {
+        j["diff"] = unified_diff(*plan);
+    }
+    return j;
+}
+
 }  // namespace vmlift

@@ -28,6 +28,9 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "engine/guest_net.h"
 #include "engine/log.h"
 #include "engine/process.h"
 #include "engine/status.h"
@@ -92,5 +95,13 @@ class GuestRoot {
     std::string m_description;
     std::string m_state_file;
 };
+
+// The whole edit on this machine: open the root, plan the network rewrite,
+// apply it unless dry_run, tear down. Returns the plan's JSON plus "root",
+// "dry_run" and, for a dry run, "diff". Used by migrate-vm locally and by
+// vmlift-agent on a tool host.
+Result<nlohmann::json> edit_guest_disk(ProcessRunner& runner, Logger& log,
+                                       const GuestDiskOptions& options,
+                                       const std::vector<GuestNic>& nics, bool dry_run);
 
 }  // namespace vmlift

@@ -726,6 +726,46 @@ Result<GuestNetPlan> plan_guest_net(const std::string& root_dir, std::vector<Gue
     return plan;
 }
 
+nlohmann::json nics_to_json(const std::vector<GuestNic>& nics) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& n : nics) {
+        out.push_back({{"mac", n.mac},
+                       {"name", n.name},
+                       {"addressing", n.addressing == Addressing::keep   ? "keep"
+                                      : n.addressing == Addressing::dhcp ? "dhcp"
+                                                                         : "static"},
+                       {"addresses", n.addresses},
+                       {"gateway", n.gateway},
+                       {"nameservers", n.nameservers}});
+    }
+    return out;
+}
+
+Result<std::vector<GuestNic>> nics_from_json(const nlohmann::json& j) {
+    if (!j.is_array()) {
+        return Status(Code::invalid_input, "NICs: expected a JSON array");
+    }
+    std::vector<GuestNic> out;
+    try {
+        for (const auto& n : j) {
+            GuestNic nic;
+            nic.mac = n.at("mac").get<std::string>();
+            nic.name = n.value("name", std::string());
+            std::string a = n.value("addressing", std::string("keep"));
+            nic.addressing = a == "dhcp"     ? Addressing::dhcp
+                             : a == "static" ? Addressing::static_address
+                                             : Addressing::keep;
+            nic.addresses = n.value("addresses", std::vector<std::string>{});
+            nic.gateway = n.value("gateway", std::string());
+            nic.nameservers = n.value("nameservers", std::vector<std::string>{});
+            out.push_back(std::move(nic));
+        }
+    } catch (const nlohmann::json::exception& e) {
+        return Status(Code::invalid_input, std::string("NICs: ") + e.what());
+    }
+    return out;
+}
+
 Status apply_guest_net(const std::string& root_dir, const GuestNetPlan& plan) {
     const fs::path root(root_dir);
     std::error_code ec;

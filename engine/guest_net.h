@@ -70,6 +70,11 @@ struct GuestNetPlan {
 };
 
 Result<GuestNetPlan> plan_guest_net(const std::string& root, std::vector<GuestNic> nics);
+
+// NICs as JSON ([{mac, name, addressing: keep|dhcp|static, addresses, gateway,
+// nameservers}]), to hand them to the agent on a tool host.
+nlohmann::json nics_to_json(const std::vector<GuestNic>& nics);
+Result<std::vector<GuestNic>> nics_from_json(const nlohmann::json& j);
 Status apply_guest_net(const std::string& root, const GuestNetPlan& plan);
 std::string unified_diff(const GuestNetPlan& plan);
 

@@ -16,6 +16,10 @@
 //       Prints the saved chunk state (binary; nothing when there is none).
 //   vmlift-agent hashes --path DST --block-size B --state FILE
 //       Hashes DST and saves it as the confirmed state (delta baseline).
+//   vmlift-agent edit-guest --device DISK --nics JSON [--vg-name VG]
+//                     [--lv-name LV] [--mount-point DIR] [--dry-run]
+//       Rewrites the network config on the copied disk DISK on this host
+//       (engine/guest_disk.h); prints the result JSON on stdout.
 //   vmlift-agent info --path P
 //       Prints {"exists","type","size","readable","allocated_bytes"} as JSON.
 // Errors: "vmlift-agent: error: ..." on stderr and the exit codes of the
@@ -35,7 +39,11 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "engine/clock.h"
+#include "engine/guest_disk.h"
+#include "engine/log.h"
 #include "engine/process.h"
+#include "engine/redact.h"
 #include "engine/stream_receiver.h"
 #include "engine/stream_sender.h"
 
@@ -226,6 +234,25 @@ int run_recv(const ReceiverOptions& options) {
     return 0;
 }
 
+int run_edit_guest(const GuestDiskOptions& options, const std::string& nics_text, bool dry_run) {
+    auto parsed = nlohmann::json::parse(nics_text, nullptr, false);
+    auto nics = nics_from_json(parsed);
+    if (!nics.ok()) {
+        return fail(nics.status());
+    }
+    RealClock clock;
+    Redactor redactor;
+    Logger log(clock, redactor);
+    log.set_console(&std::cerr, LogLevel::info);
+    PosixProcessRunner runner;
+    auto result = edit_guest_disk(runner, log, options, *nics, dry_run);
+    if (!result.ok()) {
+        return fail(result.status());
+    }
+    std::cout << result->dump() << std::endl;
+    return 0;
+}
+
 int run_state(const std::string& path, uint64_t size, uint32_t block_size) {
     auto state = ChunkState::load(path, size, block_size);
     std::string data = state ? state->serialize() : std::string();
@@ -314,6 +341,17 @@ int main(int argc, char** argv) {
     h->add_option("--block-size", block_size)->required();
     h->add_option("--state", state_path)->required();
 
+    GuestDiskOptions guest;
+    std::string guest_nics;
+    bool guest_dry_run = false;
+    auto* g = app.add_subcommand("edit-guest", "rewrite the network config on a copied disk");
+    g->add_option("--device", guest.device)->required();
+    g->add_option("--nics", guest_nics)->required();
+    g->add_option("--vg-name", guest.vg_name);
+    g->add_option("--lv-name", guest.lv_name);
+    g->add_option("--mount-point", guest.mount_point);
+    g->add_flag("--dry-run", guest_dry_run);
+
     std::string info_path;
     auto* i = app.add_subcommand("info", "describe a path");
     i->add_option("--path", info_path)->required();
@@ -333,6 +371,9 @@ int main(int argc, char** argv) {
     }
     if (st->parsed()) {
         return run_state(state_path, size, block_size);
+    }
+    if (g->parsed()) {
+        return run_edit_guest(guest, guest_nics, guest_dry_run);
     }
     if (h->parsed()) {
         return run_hashes(hash_path, block_size, state_path);

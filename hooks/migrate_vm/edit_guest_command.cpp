@@ -3,12 +3,19 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cstdio>
+#include <ctime>
 #include <iostream>
 #include <sstream>
 
+#include "connectors/ssh/ssh_factory.h"
+#include "engine/agent_deploy.h"
 #include "engine/guest_disk.h"
 #include "engine/guest_net.h"
+#include "engine/io.h"
+#include "engine/transport.h"
 #include "engine/vm_spec.h"
+#include "hooks/migrate_vm/ssh_options.h"
 
 namespace vmlift::cli {
 namespace {
@@ -95,11 +102,81 @@ void add_edit_guest_command(CLI::App& app, EditGuestOptions& o) {
     cmd->add_flag("--dry-run", o.dry_run, "print a unified diff of the changes; change nothing");
 }
 
+namespace {
+
+// The agent on the tool host does the edit; its exit code carries our Code.
+Result<nlohmann::json> edit_on_tool_host(Context& ctx, const EditGuestOptions& o,
+                                         const GuestDiskOptions& disk,
+                                         const std::vector<GuestNic>& nics) {
+    GlobalOptions global = ctx.global;
+    if (!o.tool_user.empty()) {
+        global.ssh_user = o.tool_user;
+    }
+    auto ssh_options = build_ssh_options(global, ctx.env, o.tool_host, ctx.redactor);
+    if (!ssh_options.ok()) {
+        return ssh_options.status();
+    }
+    auto backend = parse_ssh_backend(ctx.global.ssh_backend);
+    if (!backend.ok()) {
+        return backend.status();
+    }
+    auto host = make_ssh_transport(*backend, *ssh_options, ctx.runner);
+    VMLIFT_RETURN_IF_ERROR(host->connect());
+    char id[17];
+    std::snprintf(id, sizeof id, "%08x%08x", static_cast<unsigned>(::getpid()),
+                  static_cast<unsigned>(std::time(nullptr)));
+    const std::string dir = "/var/tmp/vmlift/run-" + std::string(id);
+    auto agent = deploy_agent(*host, ctx.env.self_dir + "/vmlift-agent", dir);
+    if (!agent.ok()) {
+        return agent.status();
+    }
+    std::vector<std::string> argv = {*agent,      "edit-guest", "--device",
+                                     disk.device, "--nics",     nics_to_json(nics).dump()};
+    for (const auto& [flag, value] :
+         {std::pair{"--vg-name", disk.vg_name}, std::pair{"--lv-name", disk.lv_name},
+          std::pair{"--mount-point", disk.mount_point}}) {
+        if (!value.empty()) {
+            argv.insert(argv.end(), {flag, value});
+        }
+    }
+    if (o.dry_run) {
+        argv.push_back("--dry-run");
+    }
+    auto r = exec_captured(*host, argv, {},
+                           ExecOptions{std::chrono::seconds(ctx.global.task_timeout_sec)});
+    remove_run_dir(*host, dir);
+    if (!r.ok()) {
+        return r.status();
+    }
+    if (r->exit.kind != ExitStatus::Kind::exited || r->exit.code != 0) {
+        std::string msg = last_line(r->err);
+        const std::string prefix = "vmlift-agent: error: ";
+        if (msg.rfind(prefix, 0) == 0) {
+            msg = msg.substr(prefix.size());
+        }
+        Code code = Code::remote_failed;
+        for (Code c : {Code::invalid_input, Code::not_found, Code::permission_denied,
+                       Code::io_error, Code::cancelled}) {
+            if (exit_code_for(c) == r->exit.code) {
+                code = c;
+            }
+        }
+        return Status(code, "on " + o.tool_host + ": " + msg);
+    }
+    auto j = nlohmann::json::parse(r->out, nullptr, false);
+    if (!j.is_object()) {
+        return Status(Code::remote_failed, "the agent on " + o.tool_host + " answered no JSON");
+    }
+    return j;
+}
+
+}  // namespace
+
 int run_edit_guest(Context& ctx, const EditGuestOptions& o) {
-    if (!o.tool_host.empty() || o.target_mode == "nbd") {
+    if (o.target_mode == "nbd") {
         return fail(ctx, Status(Code::invalid_input,
-                                "this version edits disks on this machine only: use "
-                                "--target-mode local --local-dev-path (no --tool-host, no nbd)"));
+                                "--target-mode nbd is not in this version; copy to a block "
+                                "device or image and use --target-mode local --local-dev-path"));
     }
     if (o.target_mode != "local") {
         return fail(ctx, Status(Code::invalid_input, "--target-mode is nbd or local"));
@@ -149,44 +226,25 @@ int run_edit_guest(Context& ctx, const EditGuestOptions& o) {
     disk.lv_name = o.lv_name;
     disk.mount_point = o.mount_point;
     disk.cancelled = [] { return g_signal.load() != 0; };
-    auto root = GuestRoot::open(ctx.runner, ctx.logger, disk);
-    if (!root.ok()) {
-        return fail(ctx, root.status());
+    auto result = o.tool_host.empty()
+                      ? edit_guest_disk(ctx.runner, ctx.logger, disk, nics, o.dry_run)
+                      : edit_on_tool_host(ctx, o, disk, nics);
+    if (!result.ok()) {
+        return fail(ctx, result.status());
     }
-    auto plan = plan_guest_net((*root)->root(), nics);
-    if (!plan.ok()) {
-        return fail(ctx, plan.status());
-    }
-    if (!o.dry_run) {
-        Status applied = apply_guest_net((*root)->root(), *plan);
-        if (!applied.ok()) {
-            return fail(ctx, applied);
-        }
-    }
-    Status closed = (*root)->close();
-    if (!closed.ok()) {
-        return fail(ctx, closed);
-    }
-    if (g_signal.load() != 0) {
-        return fail(ctx, Status(Code::cancelled, "interrupted; the disk was unmounted"));
-    }
-    nlohmann::json j = plan->to_json();
-    j["root"] = (*root)->description();
-    j["dry_run"] = o.dry_run;
+    const nlohmann::json& j = *result;
     if (ctx.global.json) {
-        if (o.dry_run) {
-            j["diff"] = unified_diff(*plan);
-        }
         std::cout << j.dump() << std::endl;
         return 0;
     }
     if (o.dry_run) {
-        std::cout << unified_diff(*plan);
+        std::cout << j.value("diff", std::string());
     }
-    std::cout << (o.dry_run ? "Would change " : "Changed ") << plan->changes.size()
-              << " file(s) on " << (*root)->description() << " (" << plan->method << ")\n";
-    for (const auto& w : plan->warnings) {
-        std::cout << "  note: " << w << "\n";
+    std::cout << (o.dry_run ? "Would change " : "Changed ") << j["files"].size() << " file(s) on "
+              << j.value("root", std::string()) << " (" << j.value("method", std::string()) << ")"
+              << (o.tool_host.empty() ? "" : " on " + o.tool_host) << "\n";
+    for (const auto& w : j["warnings"]) {
+        std::cout << "  note: " << w.get<std::string>() << "\n";
     }
     return 0;
 }

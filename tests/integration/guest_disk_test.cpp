@@ -13,6 +13,7 @@
 #include "engine/guest_disk.h"
 #include "engine/io.h"
 #include "engine/process.h"
+#include "tests/integration/lab.h"
 #include "tests/support/temp_dir.h"
 
 namespace vmlift {
@@ -276,6 +277,66 @@ TEST_F(GuestDisk, MbrExt4WithNetworkManagerAndTwoNics) {
     detach_all();
     EXPECT_NE(k.find("mac-address=bc:24:11:aa:bb:02"), std::string::npos) << k;
     EXPECT_NE(k.find("method=auto"), std::string::npos);
+}
+
+// The same edit done by the agent on a tool host over SSH (a lab host).
+TEST_F(GuestDisk, OnAToolHostOverSsh) {
+    std::string skip = testing_support::Lab::skip_reason();
+    if (!skip.empty()) {
+        GTEST_SKIP() << skip;
+    }
+    auto lab = testing_support::Lab::create({"tool"});
+    ASSERT_TRUE(lab.ok()) << lab.status().to_string();
+    sh({"truncate", "-s", "200M", m_img});
+    sh({"sfdisk", "-q", m_img}, "label: dos\n,+,83\n");
+    auto [off, size] = partition(1);
+    make_root(off, size, "ext4",
+              {{"etc/os-release", k_os},
+               {"etc/fstab", "LABEL=root / ext4 defaults 0 1\n"},
+               {"etc/netplan/00-installer-config.yaml",
+                "network:\n  version: 2\n  ethernets:\n    ens18:\n      dhcp4: true\n"}});
+    detach_all();
+    ProcessSpec spec;
+    spec.argv = {VMLIFT_MIGRATE_VM,
+                 "--json",
+                 "--known-hosts",
+                 (*lab)->known_hosts(),
+                 "--identity-file",
+                 (*lab)->client_key(),
+                 "edit-guest-disk",
+                 "--tool-host",
+                 (*lab)->ip("tool"),
+                 "--target-mode",
+                 "local",
+                 "--local-dev-path",
+                 m_img,
+                 "--target-mac",
+                 "bc:24:11:aa:bb:01",
+                 "--static-cidr",
+                 "198.18.9.9/24",
+                 "--gateway",
+                 "198.18.9.1"};
+    spec.env = default_tool_env();
+    spec.env.push_back("HOME=" + m_dir.path());
+    spec.timeout = std::chrono::seconds(120);
+    auto r = run_captured(m_runner, spec);
+    ASSERT_TRUE(r.ok());
+    ASSERT_EQ(r->exit.code, 0) << r->err;
+    auto j = nlohmann::json::parse(r->out);
+    EXPECT_EQ(j["method"], "netplan");
+    EXPECT_EQ(j["nics"][0]["addresses"], nlohmann::json::array({"198.18.9.9/24"}));
+    expect_clean();
+    std::string netplan = read_back_ext(off, size, "etc/netplan/50-vmlift.yaml");
+    detach_all();
+    EXPECT_NE(netplan.find("198.18.9.9/24"), std::string::npos) << netplan;
+    // Errors come back with their code and message.
+    spec.argv.back() = "198.18.9.1";
+    spec.argv.insert(spec.argv.end(), {"--vg-name", "nope"});
+    auto bad = run_captured(m_runner, spec);
+    ASSERT_TRUE(bad.ok());
+    EXPECT_EQ(bad->exit.code, 3) << bad->err;
+    EXPECT_NE(bad->err.find("volume group nope is not on"), std::string::npos) << bad->err;
+    expect_clean();
 }
 
 TEST_F(GuestDisk, NoRootIsAClearError) {
