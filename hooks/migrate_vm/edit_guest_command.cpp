@@ -9,10 +9,10 @@
 #include <sstream>
 
 #include "connectors/ssh/ssh_factory.h"
-#include "engine/agent_deploy.h"
 #include "engine/guest_disk.h"
 #include "engine/guest_net.h"
 #include "engine/io.h"
+#include "engine/remote_edit.h"
 #include "engine/transport.h"
 #include "engine/vm_spec.h"
 #include "hooks/migrate_vm/ssh_options.h"
@@ -104,7 +104,7 @@ void add_edit_guest_command(CLI::App& app, EditGuestOptions& o) {
 
 namespace {
 
-// The agent on the tool host does the edit; its exit code carries our Code.
+// The agent on the tool host does the edit (engine/remote_edit.h).
 Result<nlohmann::json> edit_on_tool_host(Context& ctx, const EditGuestOptions& o,
                                          const GuestDiskOptions& disk,
                                          const std::vector<GuestNic>& nics) {
@@ -125,49 +125,12 @@ Result<nlohmann::json> edit_on_tool_host(Context& ctx, const EditGuestOptions& o
     char id[17];
     std::snprintf(id, sizeof id, "%08x%08x", static_cast<unsigned>(::getpid()),
                   static_cast<unsigned>(std::time(nullptr)));
-    const std::string dir = "/var/tmp/vmlift/run-" + std::string(id);
-    auto agent = deploy_agent(*host, ctx.env.self_dir + "/vmlift-agent", dir);
-    if (!agent.ok()) {
-        return agent.status();
-    }
-    std::vector<std::string> argv = {*agent,      "edit-guest", "--device",
-                                     disk.device, "--nics",     nics_to_json(nics).dump()};
-    for (const auto& [flag, value] :
-         {std::pair{"--vg-name", disk.vg_name}, std::pair{"--lv-name", disk.lv_name},
-          std::pair{"--mount-point", disk.mount_point}}) {
-        if (!value.empty()) {
-            argv.insert(argv.end(), {flag, value});
-        }
-    }
-    if (o.dry_run) {
-        argv.push_back("--dry-run");
-    }
-    auto r = exec_captured(*host, argv, {},
-                           ExecOptions{std::chrono::seconds(ctx.global.task_timeout_sec)});
-    remove_run_dir(*host, dir);
-    if (!r.ok()) {
-        return r.status();
-    }
-    if (r->exit.kind != ExitStatus::Kind::exited || r->exit.code != 0) {
-        std::string msg = last_line(r->err);
-        const std::string prefix = "vmlift-agent: error: ";
-        if (msg.rfind(prefix, 0) == 0) {
-            msg = msg.substr(prefix.size());
-        }
-        Code code = Code::remote_failed;
-        for (Code c : {Code::invalid_input, Code::not_found, Code::permission_denied,
-                       Code::io_error, Code::cancelled}) {
-            if (exit_code_for(c) == r->exit.code) {
-                code = c;
-            }
-        }
-        return Status(code, "on " + o.tool_host + ": " + msg);
-    }
-    auto j = nlohmann::json::parse(r->out, nullptr, false);
-    if (!j.is_object()) {
-        return Status(Code::remote_failed, "the agent on " + o.tool_host + " answered no JSON");
-    }
-    return j;
+    RemoteEdit how;
+    how.host_name = o.tool_host;
+    how.local_agent = ctx.env.self_dir + "/vmlift-agent";
+    how.run_id = id;
+    how.timeout = std::chrono::seconds(ctx.global.task_timeout_sec);
+    return edit_guest_disk_remote(*host, how, disk, nics, o.dry_run);
 }
 
 }  // namespace

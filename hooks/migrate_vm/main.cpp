@@ -9,8 +9,10 @@
 #include "hooks/migrate_vm/edit_guest_command.h"
 #include "hooks/migrate_vm/inspect_command.h"
 #include "hooks/migrate_vm/provision_command.h"
+#include "hooks/migrate_vm/run_command.h"
 #include "hooks/migrate_vm/ssh_check.h"
 #include "hooks/migrate_vm/stream_command.h"
+#include "hooks/migrate_vm/verify_command.h"
 
 int main(int argc, char** argv) {
     using namespace vmlift;
@@ -37,6 +39,12 @@ int main(int argc, char** argv) {
     add_provision_command(app, provision);
     EditGuestOptions edit_guest;
     add_edit_guest_command(app, edit_guest);
+    RunOptions run;
+    RunOptions plan;
+    RunDirOptions run_dir;
+    add_run_commands(app, run, plan, run_dir);
+    VerifyOptions verify;
+    add_verify_command(app, verify);
 
     try {
         app.parse(argc, argv);
@@ -66,6 +74,24 @@ int main(int argc, char** argv) {
     }
     if (app.got_subcommand("edit-guest-disk")) {
         return run_edit_guest(ctx, edit_guest);
+    }
+    if (app.got_subcommand("run")) {
+        return run_run(ctx, run, false);
+    }
+    if (app.got_subcommand("plan")) {
+        return run_run(ctx, plan, true);
+    }
+    if (app.got_subcommand("resume")) {
+        return run_resume(ctx, run_dir);
+    }
+    if (app.got_subcommand("rollback")) {
+        return run_rollback(ctx, run_dir);
+    }
+    if (app.got_subcommand("status")) {
+        return run_status(ctx, run_dir);
+    }
+    if (app.got_subcommand("verify")) {
+        return run_verify(ctx, verify);
     }
     return 2;
 }

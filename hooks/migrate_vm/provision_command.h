@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include "hooks/migrate_vm/context.h"
+#include "hooks/migrate_vm/truenas_options.h"
 
 namespace vmlift::cli {
 
@@ -22,14 +23,7 @@ struct ProvisionOptions {
     std::string bridge_map;  // SRC=DST,...
     bool dry_run = false;
     bool rollback = false;
-    // Connection (without --dry-run).
-    std::string user = "root";
-    int port = 443;
-    std::string api_key_file;  // or VMLIFT_TRUENAS_API_KEY
-    std::string ca_file;
-    std::string fingerprint;
-    bool insecure = false;
-    bool via_ssh = false;
+    TrueNasOptions truenas;  // the connection (without --dry-run)
     bool force_size = false;
     bool display = false;
     std::string display_password_file;
