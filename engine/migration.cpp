@@ -50,7 +50,8 @@ class Driver {
         VMLIFT_RETURN_IF_ERROR(stage("verify", [&] { return verify(); }));
         VMLIFT_RETURN_IF_ERROR(stage("post-cutover", [&] { return post_cutover(); }));
         VMLIFT_RETURN_IF_ERROR(stage("report", [&] { return report(); }));
-        return m_journal.set_state("succeeded");
+        VMLIFT_RETURN_IF_ERROR(m_journal.set_state("succeeded"));
+        return write_report(m_journal);  // again, now with the final state
     }
 
   private:
