@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <sstream>
 
+#include "engine/hook_guard.h"
 #include "engine/io.h"
 #include "engine/remote_edit.h"
 #include "engine/report.h"
@@ -285,6 +286,35 @@ class Driver {
         return nullptr;
     }
 
+    // The disk claim the target host's libvirt hook checks (hook_guard.h).
+    Status write_claim(const TargetDisk& disk, const std::string& state) {
+        if (disk.device_path.empty()) {
+            return Status::ok_status();
+        }
+        DiskClaim claim;
+        claim.path = disk.device_path;
+        claim.run_id = m_journal.run_id();
+        claim.state = state;
+        auto ips = cutover_ips(m_spec, m_options);
+        claim.cutover_ip = ips.empty() ? "" : ips[0];
+        claim.port = m_options.verify_port;
+        claim.mode = m_options.verify_mode == ProbeMode::tcp ? "tcp" : "icmp";
+        const std::string file = claim_file(m_options.target_state_dir, disk.device_path);
+        const std::string dir = file.substr(0, file.rfind('/'));
+        auto made = exec_checked(m_env.target_host, {"mkdir", "-p", "-m", "0700", dir});
+        if (made.ok()) {
+            made = exec_checked(m_env.target_host, {"tee", file + ".tmp"},
+                                claim_json(claim).dump() + "\n");
+        }
+        if (made.ok()) {
+            made = exec_checked(m_env.target_host, {"mv", "-f", file + ".tmp", file});
+        }
+        if (!made.ok()) {
+            return made.status().with_context("disk claim " + file + " on the target host");
+        }
+        return Status::ok_status();
+    }
+
     Result<nlohmann::json> stream() {
         nlohmann::json streams = m_journal.data().value("streams", nlohmann::json::object());
         for (const auto& disk : m_plan.disks) {
@@ -304,6 +334,7 @@ class Driver {
                     return made.status().with_context("disk " + disk.key);
                 }
             }
+            VMLIFT_RETURN_IF_ERROR(write_claim(disk, "copying"));
             const bool resumed = streams.contains(disk.key);
             streams[disk.key] = {{"state", "started"}, {"dst_path", path->second}};
             VMLIFT_RETURN_IF_ERROR(m_journal.put("streams", streams));
@@ -343,6 +374,9 @@ class Driver {
                                  {"resumed", resumed},
                                  {"result", r->to_json()}};
             VMLIFT_RETURN_IF_ERROR(m_journal.put("streams", streams));
+        }
+        for (const auto& disk : m_plan.disks) {
+            VMLIFT_RETURN_IF_ERROR(write_claim(disk, "verified"));
         }
         return nlohmann::json{{"disks", streams}};
     }

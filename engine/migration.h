@@ -75,6 +75,8 @@ struct MigrationOptions {
     bool skip_ip_conflict_check = false;
     int zstd_level = 1;
     std::string agent_dir = "/var/tmp/vmlift";
+    // Where the target host keeps disk claims for its libvirt hook (hook_guard.h).
+    std::string target_state_dir = "/var/lib/vmlift";
 
     nlohmann::json to_json() const;
     static Result<MigrationOptions> from_json(const nlohmann::json& j);

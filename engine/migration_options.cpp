@@ -69,7 +69,8 @@ nlohmann::json MigrationOptions::to_json() const {
             {"verify_poll_sec", verify_poll_sec},
             {"skip_ip_conflict_check", skip_ip_conflict_check},
             {"zstd_level", zstd_level},
-            {"agent_dir", agent_dir}};
+            {"agent_dir", agent_dir},
+            {"target_state_dir", target_state_dir}};
 }
 
 Result<MigrationOptions> MigrationOptions::from_json(const nlohmann::json& j) {
@@ -111,6 +112,7 @@ Result<MigrationOptions> MigrationOptions::from_json(const nlohmann::json& j) {
         o.skip_ip_conflict_check = j.value("skip_ip_conflict_check", o.skip_ip_conflict_check);
         o.zstd_level = j.value("zstd_level", o.zstd_level);
         o.agent_dir = j.value("agent_dir", o.agent_dir);
+        o.target_state_dir = j.value("target_state_dir", o.target_state_dir);
     } catch (const nlohmann::json::exception& e) {
         return Status(Code::invalid_input, std::string("run options: ") + e.what());
     }

@@ -78,6 +78,7 @@ Result<TargetPlan> TrueNasMigrationTarget::plan(const VmSpec& spec, const Migrat
             }
             const auto& p = zvol_calls[next_zvol++]->params[0];
             t.name = p["name"].get<std::string>();
+            t.device_path = zvol_device_path(t.name);
             t.size_bytes = p["volsize"].get<uint64_t>();
         } else if (d.role == DiskRole::efivars) {
             if (plan.bootloader != "UEFI") {

@@ -99,7 +99,8 @@ Result<MigrationOptions> migration_options(const RunOptions& o) {
                         {"verify_poll_sec", o.verify_poll},
                         {"skip_ip_conflict_check", o.skip_ip_conflict_check},
                         {"zstd_level", o.zstd_level},
-                        {"agent_dir", o.agent_dir}};
+                        {"agent_dir", o.agent_dir},
+                        {"target_state_dir", o.target_state_dir}};
     auto zvols = pairs(o.zvols, "--zvol");
     if (!zvols.ok()) {
         return zvols.status();
@@ -406,6 +407,9 @@ void add_run_commands(CLI::App& app, RunOptions& run, RunOptions& plan, RunDirOp
             ->check(CLI::Range(0, 19))
             ->capture_default_str();
         cmd->add_option("--agent-dir", o->agent_dir, "where the agent runs on each host")
+            ->capture_default_str();
+        cmd->add_option("--target-state-dir", o->target_state_dir,
+                        "where the target host keeps disk claims for vmlift-libvirt-hook")
             ->capture_default_str();
     }
     auto* resume = app.add_subcommand("resume", "continue a failed or interrupted run");

@@ -50,6 +50,7 @@ struct RunOptions {
     bool skip_ip_conflict_check = false;
     int zstd_level = 1;
     std::string agent_dir = "/var/tmp/vmlift";
+    std::string target_state_dir = "/var/lib/vmlift";
 };
 
 struct RunDirOptions {

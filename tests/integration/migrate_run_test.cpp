@@ -12,6 +12,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "connectors/http/curl_http.h"
+#include "connectors/proxmox/pve_client.h"
 #include "connectors/truenas/target.h"
 #include "engine/process.h"
 #include "tests/integration/lab.h"
@@ -115,7 +117,8 @@ class MigrateRun : public ::testing::Test {
 
     Result<std::unique_ptr<Process>> on_host(const std::string& host,
                                              const std::vector<std::string>& argv,
-                                             const std::string& log) {
+                                             const std::string& log,
+                                             const std::vector<std::string>& env = {}) {
         ProcessSpec spec;
         spec.argv = {"/bin/bash",  VMLIFT_SOURCE_DIR "/contrib/lab/lab.sh",
                      "exec",       "--dir",
@@ -123,6 +126,7 @@ class MigrateRun : public ::testing::Test {
                      "--"};
         spec.argv.insert(spec.argv.end(), argv.begin(), argv.end());
         spec.env = default_tool_env();
+        spec.env.insert(spec.env.end(), env.begin(), env.end());
         spec.stderr_redirect = Redirect::truncate_to(log);
         return m_runner.start(spec);
     }
@@ -143,6 +147,7 @@ class MigrateRun : public ::testing::Test {
         make_disk(efi_path(), 540672, 8, true);
         write_all(m_home.file("101.conf"),
                   "agent: 1\nbios: ovmf\nboot: order=scsi0\ncores: 2\nsockets: 1\n"
+                  "hookscript: local:snippets/vmlift-pve-hookscript\n"
                   "efidisk0: local:101/vm-101-disk-1.raw,efitype=4m,pre-enrolled-keys=1,"
                   "size=528K\nmachine: q35\nmemory: 2048\nname: web01\n"
                   "net0: virtio=BC:24:11:00:01:01,bridge=vmbr0\n"
@@ -179,6 +184,9 @@ class MigrateRun : public ::testing::Test {
                  {"local:101/vm-101-disk-1.raw", efi_path()}}},
                {"shutdown_seconds", 0.5}}}}};
         write_all(m_home.file("cluster.json"), cluster.dump(2));
+        std::filesystem::create_directories(m_home.file("local/snippets"));
+        std::filesystem::copy_file(VMLIFT_PVE_HOOKSCRIPT,
+                                   m_home.file("local/snippets/vmlift-pve-hookscript"));
         auto p =
             on_host("pve",
                     {"/usr/bin/python3", VMLIFT_SOURCE_DIR "/contrib/sim/pve/pve_sim.py",
@@ -186,7 +194,9 @@ class MigrateRun : public ::testing::Test {
                      VMLIFT_SOURCE_DIR "/tests/data/proxmox/api-schema/pve-api-schema-subset.json",
                      "--state", m_home.file("pve-state"), "--listen", pve_ip() + ":8006", "--names",
                      pve_ip(), "--auth-delay", "0.2"},
-                    m_home.file("pve-sim.log"));
+                    m_home.file("pve-sim.log"),
+                    {"VMLIFT_PVE_CONFIG_DIR=" + m_home.file("pve-state"),
+                     "VMLIFT_STATE_DIR=" + m_home.file("pve-vmlift")});
         ASSERT_TRUE(p.ok());
         m_pve = std::move(*p);
         ASSERT_TRUE(wait_for_file(m_home.file("pve-state/port")))
@@ -243,6 +253,8 @@ class MigrateRun : public ::testing::Test {
                 zvol_root(),
                 "--target-nvram-dir",
                 m_nvram,
+                "--target-state-dir",
+                m_home.file("tn-vmlift"),
                 "--verify-timeout",
                 "20",
                 "--verify-poll-interval",
@@ -278,6 +290,22 @@ class MigrateRun : public ::testing::Test {
     }
 
     std::string source_config() { return read_all(m_home.file("pve-state/101.conf")); }
+
+    // Starts the source VM through the Proxmox API, as an admin would.
+    Status start_source() {
+        http::CurlOptions o;
+        o.base_url = "https://" + pve_ip() + ":8006/api2/json";
+        o.tls = {http::TlsMode::pinned, "", m_pve_fp};
+        http::CurlHttpClient curl(o);
+        RealClock clock;
+        RealSleeper sleeper;
+        proxmox::PveClient api(curl, clock, sleeper, {"root@pam!vmlift", k_secret, "", ""});
+        auto upid = api.post("/nodes/pve1/qemu/101/status/start");
+        if (!upid.ok()) {
+            return upid.status();
+        }
+        return api.wait_task(upid->get<std::string>(), std::chrono::seconds(60));
+    }
 
     Result<nlohmann::json> truenas_call(const std::string& method) {
         truenas::TrueNasConnection c;
@@ -379,6 +407,23 @@ TEST_F(MigrateRun, MovesTwoDisksAndTwoNicsAndWritesTheSummary) {
     EXPECT_NE(conf.find("vmlift-migrated"), std::string::npos) << conf;
     EXPECT_NE(conf.find("onboot: 0"), std::string::npos) << conf;
 
+    // The target's libvirt hook finds the disk verified by this run.
+    auto claim =
+        json_file(m_home.file("tn-vmlift/disks/%2Fdev%2Fzvol%2Ftank%2Fvms%2Fweb01-scsi0.json"));
+    EXPECT_EQ(claim["state"], "verified") << claim.dump();
+    EXPECT_EQ(claim["run_id"], summary["run_id"]);
+    EXPECT_EQ(claim["cutover_ip"], truenas_ip());
+
+    // Proxmox runs the hookscript on a start: it refuses, and says why.
+    Status restart = start_source();
+    EXPECT_FALSE(restart.ok());
+    EXPECT_NE(restart.message().find("was migrated by vmlift and must not start here"),
+              std::string::npos)
+        << restart.to_string();
+    std::string events = read_all(m_home.file("pve-vmlift/events.jsonl"));
+    EXPECT_NE(events.find("\"phase\":\"post-stop\""), std::string::npos) << events;
+    EXPECT_NE(events.find("\"decision\":\"refused\""), std::string::npos) << events;
+
     auto status = migrate({"status", run});
     ASSERT_TRUE(status.ok());
     EXPECT_EQ(status->exit.code, 0);
@@ -443,6 +488,8 @@ TEST_F(MigrateRun, FailedStartRollsBackToNothing) {
     std::string conf = source_config();
     EXPECT_EQ(conf.find("vmlift-migrated"), std::string::npos) << conf;
     EXPECT_EQ(json_file(run + "/journal.json")["state"], "rolled-back");
+    EXPECT_NE(read_all(m_home.file("pve-vmlift/events.jsonl")).find("\"decision\":\"allowed\""),
+              std::string::npos);
     // Rolling back twice changes nothing and still succeeds.
     auto again = migrate({"rollback", run});
     ASSERT_TRUE(again.ok());
