@@ -5,9 +5,12 @@
 
 #include <CLI/CLI.hpp>
 
+#include "hooks/migrate_vm/config_file.h"
 #include "hooks/migrate_vm/context.h"
+#include "hooks/migrate_vm/cron_command.h"
 #include "hooks/migrate_vm/edit_guest_command.h"
 #include "hooks/migrate_vm/inspect_command.h"
+#include "hooks/migrate_vm/install_hooks_command.h"
 #include "hooks/migrate_vm/provision_command.h"
 #include "hooks/migrate_vm/run_command.h"
 #include "hooks/migrate_vm/ssh_check.h"
@@ -45,9 +48,21 @@ int main(int argc, char** argv) {
     add_run_commands(app, run, plan, run_dir);
     VerifyOptions verify;
     add_verify_command(app, verify);
+    InstallHooksOptions install_hooks;
+    add_install_hooks_command(app, install_hooks);
+    CronOptions cron;
+    add_cron_command(app, cron);
 
+    std::vector<std::string> args(argv, argv + argc);
+    auto expanded = expand_config(args);
+    if (!expanded.ok()) {
+        std::cerr << "migrate-vm: " << expanded.status().message() << std::endl;
+        return exit_code_for(expanded.status().code());
+    }
+    // CLI11 wants them in reverse order, without the program name.
+    std::vector<std::string> reversed(expanded->rbegin(), expanded->rend() - 1);
     try {
-        app.parse(argc, argv);
+        app.parse(reversed);
     } catch (const CLI::CallForHelp& e) {
         return app.exit(e);
     } catch (const CLI::CallForAllHelp& e) {
@@ -92,6 +107,13 @@ int main(int argc, char** argv) {
     }
     if (app.got_subcommand("verify")) {
         return run_verify(ctx, verify);
+    }
+    if (app.got_subcommand("install-hooks")) {
+        return run_install_hooks(ctx, install_hooks,
+                                 app.get_subcommand("install-hooks")->got_subcommand("pve"));
+    }
+    if (app.got_subcommand("cron")) {
+        return run_cron(ctx, cron);
     }
     return 2;
 }

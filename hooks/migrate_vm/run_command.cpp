@@ -343,9 +343,10 @@ void add_run_commands(CLI::App& app, RunOptions& run, RunOptions& plan, RunDirOp
             name, std::string(name) == "run"
                       ? "migrate a VM from Proxmox VE to TrueNAS SCALE (journaled; resumable)"
                       : "inspect, plan and preflight a migration; change nothing");
-        cmd->set_config("--config", "",
-                        "read options from this file (TOML/INI `name = value` lines, the long "
-                        "option names without dashes); the command line wins");
+        // Read by expand_config() before parsing (config_file.h); listed for --help.
+        cmd->add_option("--config", o->config_file,
+                        "read options from this file (`name = value` lines, the long option names "
+                        "without dashes); the command line wins");
         cmd->add_option("--source", o->source, "pve://[USER@]HOST[:PORT]/VMID")->required();
         cmd->add_option("--target", o->target, "truenas://HOST/POOL[/DATASET]")->required();
         add_pve_options(*cmd, o->pve);

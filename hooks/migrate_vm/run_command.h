@@ -16,8 +16,9 @@
 namespace vmlift::cli {
 
 struct RunOptions {
-    std::string source;  // pve://[USER@]HOST[:PORT]/VMID
-    std::string target;  // truenas://HOST/POOL[/DATASET]
+    std::string config_file;  // consumed by expand_config(); kept for --help
+    std::string source;       // pve://[USER@]HOST[:PORT]/VMID
+    std::string target;       // truenas://HOST/POOL[/DATASET]
     PveOptions pve;
     TrueNasOptions truenas;
     std::string source_ssh_host;             // default: the source URL's host

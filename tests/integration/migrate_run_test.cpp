@@ -560,3 +560,135 @@ TEST_F(MigrateRun, ResumeAfterTheControllerWasKilledDuringTheStream) {
 
 }  // namespace
 }  // namespace vmlift
+
+namespace vmlift {
+namespace {
+
+TEST_F(MigrateRun, InstallHooksOnTrueNasSurvivesABootAndRegistersTheCronJob) {
+    start_truenas();
+    const std::string base = s_lab->disks("truenas") + "/hooks-" + std::to_string(::getpid());
+    std::vector<std::string> args = {"--known-hosts",
+                                     s_lab->known_hosts(),
+                                     "--identity-file",
+                                     s_lab->client_key(),
+                                     "install-hooks",
+                                     "truenas",
+                                     "--target",
+                                     "truenas://" + truenas_ip() + "/tank/vms",
+                                     "--truenas-api-key-file",
+                                     m_home.file("api-key"),
+                                     "--truenas-fingerprint",
+                                     m_tn_fp,
+                                     "--bin-dir",
+                                     base + "/bin",
+                                     "--hook-path",
+                                     base + "/libvirt/hooks/qemu.d/vmlift",
+                                     "--cron-queue",
+                                     "/mnt/tank/vms/.vmlift/queue"};
+    for (int round = 0; round < 2; ++round) {  // a second install changes nothing
+        auto r = migrate(args);
+        ASSERT_TRUE(r.ok());
+        ASSERT_EQ(r->exit.code, 0) << r->err;
+    }
+    const std::string hook = base + "/libvirt/hooks/qemu.d/vmlift";
+    EXPECT_EQ(::access(hook.c_str(), X_OK), 0);
+    auto scripts = truenas_call("initshutdownscript.query");
+    ASSERT_TRUE(scripts.ok());
+    ASSERT_EQ(scripts->size(), 1u) << scripts->dump();
+    EXPECT_EQ((*scripts)[0]["when"], "POSTINIT");
+    auto jobs = truenas_call("cronjob.query");
+    ASSERT_TRUE(jobs.ok());
+    ASSERT_EQ(jobs->size(), 1u) << jobs->dump();
+    EXPECT_NE(
+        (*jobs)[0]["command"].get<std::string>().find("cron --queue /mnt/tank/vms/.vmlift/queue"),
+        std::string::npos);
+    // A boot: /etc is fresh, the init script runs as TrueNAS runs it (sh -c).
+    std::filesystem::remove(hook);
+    auto boot = s_lab->exec("truenas", {"/bin/sh", "-c", (*scripts)[0]["command"]});
+    ASSERT_TRUE(boot.ok());
+    EXPECT_EQ(boot->exit.code, 0) << boot->err;
+    EXPECT_EQ(::access(hook.c_str(), X_OK), 0);
+    auto usage = s_lab->exec("truenas", {hook});
+    ASSERT_TRUE(usage.ok());
+    EXPECT_EQ(usage->exit.code, 2);  // the hook itself, asking for libvirt's arguments
+    std::filesystem::remove_all(base);
+}
+
+TEST_F(MigrateRun, InstallHooksOnProxmoxUploadsTheHookscript) {
+    const std::string snippets = m_disk + "/snippets";
+    std::vector<std::string> args = {"--known-hosts",   s_lab->known_hosts(),
+                                     "--identity-file", s_lab->client_key(),
+                                     "install-hooks",   "pve",
+                                     "--host",          pve_ip(),
+                                     "--snippets-dir",  snippets};
+    auto r = migrate(args);
+    ASSERT_TRUE(r.ok());
+    ASSERT_EQ(r->exit.code, 0) << r->err;
+    EXPECT_EQ(::access((snippets + "/vmlift-pve-hookscript").c_str(), X_OK), 0);
+    EXPECT_NE(r->out.find("qm set VMID --hookscript local:snippets/vmlift-pve-hookscript"),
+              std::string::npos)
+        << r->out;
+    // Attaching it needs qm, which only a real Proxmox node has: a clear error here.
+    args.insert(args.end(), {"--vmid", "101"});
+    auto attach = migrate(args);
+    ASSERT_TRUE(attach.ok());
+    EXPECT_NE(attach->exit.code, 0);
+    EXPECT_NE(attach->err.find("qm"), std::string::npos) << attach->err;
+}
+
+TEST_F(MigrateRun, CronRunsTheQueueOneByOneAndReportsOnlyWhatHappened) {
+    start_pve();
+    start_truenas();
+    const std::string queue = m_home.file("queue");
+    std::filesystem::create_directories(queue);
+    write_all(m_home.file("token"), std::string(k_secret) + "\n");
+    write_all(queue + "/a-broken.conf", "no-such-option = 1\n");
+    write_all(queue + "/b-web01.conf",
+              "source = \"pve://" + pve_ip() + "/101\"\n" + "target = \"truenas://" + truenas_ip() +
+                  "/tank/vms\"\n" +
+                  "pve-token-id = \"root@pam!vmlift\"\n"
+                  "pve-token-secret-file = \"" +
+                  m_home.file("token") + "\"\npve-fingerprint = \"" + m_pve_fp +
+                  "\"\ntruenas-api-key-file = \"" + m_home.file("api-key") +
+                  "\"\ntruenas-fingerprint = \"" + m_tn_fp +
+                  "\"\nbridge-map = \"vmbr0=br0,vmbr1=br1\"\ntarget-zvol-root = \"" + zvol_root() +
+                  "\"\ntarget-nvram-dir = \"" + m_nvram + "\"\ntarget-state-dir = \"" +
+                  m_home.file("tn-vmlift") + "\"\ntarget-ip = [\"" + truenas_ip() +
+                  "\"]\nskip-ip-conflict-check = true\n");
+    std::vector<std::string> cron = {"--known-hosts",
+                                     s_lab->known_hosts(),
+                                     "--identity-file",
+                                     s_lab->client_key(),
+                                     "--run-dir",
+                                     m_runs.path(),
+                                     "cron",
+                                     "--queue",
+                                     queue};
+    auto r = migrate(cron);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->exit.code, 2) << r->out << r->err;  // the broken config's usage error
+    EXPECT_NE(r->out.find("a-broken.conf: FAILED"), std::string::npos) << r->out;
+    EXPECT_NE(r->out.find("b-web01.conf: migrated (" + m_runs.path()), std::string::npos)
+        << r->out << read_all(queue + "/logs/b-web01.conf.log");
+    EXPECT_TRUE(std::filesystem::exists(queue + "/failed/a-broken.conf"));
+    EXPECT_TRUE(std::filesystem::exists(queue + "/done/b-web01.conf"));
+    EXPECT_TRUE(same_prefix(disk_path(), zvol_root() + "/tank/vms/web01-scsi0", 64 * k_mib));
+    // Nothing queued, the cutover still answers: silence and success.
+    auto quiet = migrate(cron);
+    ASSERT_TRUE(quiet.ok());
+    EXPECT_EQ(quiet->exit.code, 0) << quiet->out;
+    EXPECT_EQ(quiet->out, "");
+    // The target goes away: the re-check says so.
+    m_truenas->terminate(std::chrono::milliseconds(1000));
+    ASSERT_TRUE(s_lab->mute("truenas").ok());
+    auto lost = migrate(cron);
+    ASSERT_TRUE(s_lab->unmute("truenas").ok());
+    ASSERT_TRUE(lost.ok());
+    EXPECT_EQ(lost->exit.code, exit_code_for(Code::unreachable)) << lost->out;
+    EXPECT_NE(lost->out.find("web01 at " + truenas_ip() + " is not answering now"),
+              std::string::npos)
+        << lost->out;
+}
+
+}  // namespace
+}  // namespace vmlift
