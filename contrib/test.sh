@@ -21,7 +21,7 @@ mapfile -t SOURCES < <(git ls-files '*.cpp' '*.h' 2>/dev/null || find engine con
 clang-format --dry-run --Werror "${SOURCES[@]}"
 
 echo "== shell syntax"
-for s in contrib/*.sh contrib/lab/*.sh bench/*.sh .ci/run; do
+for s in contrib/*.sh contrib/lab/*.sh bench/*.sh tests/e2e/*.sh .ci/run; do
     bash -n "$s"
 done
 
@@ -48,4 +48,6 @@ if [ "$QUICK" = 0 ]; then
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         run_suite build-sanitize -DCMAKE_BUILD_TYPE=Debug -DVMLIFT_SANITIZE=ON
 fi
+echo "== end to end (tests/e2e: a real guest migrated in the lab)"
+VMLIFT_BUILD_DIR=build-test tests/e2e/full_migration.sh
 echo "== all tests passed in $(( $(date +%s) - start )) s"

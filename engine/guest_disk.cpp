@@ -61,13 +61,20 @@ class LvmText {
             return Status(Code::invalid_input, "LVM metadata ends early");
         }
         if (m_s[m_i] == '"') {
-            size_t e = m_s.find('"', m_i + 1);
-            if (e == std::string::npos) {
-                return Status(Code::invalid_input, "LVM metadata: unterminated string");
+            // LVM escapes quotes and backslashes inside strings (a
+            // description quoting the command line that wrote it, say).
+            std::string v;
+            for (size_t i = m_i + 1; i < m_s.size(); ++i) {
+                if (m_s[i] == '\\' && i + 1 < m_s.size()) {
+                    v += m_s[++i];
+                } else if (m_s[i] == '"') {
+                    m_i = i + 1;
+                    return nlohmann::json(v);
+                } else {
+                    v += m_s[i];
+                }
             }
-            std::string v = m_s.substr(m_i + 1, e - m_i - 1);
-            m_i = e + 1;
-            return nlohmann::json(v);
+            return Status(Code::invalid_input, "LVM metadata: unterminated string");
         }
         if (m_s[m_i] == '[') {
             ++m_i;

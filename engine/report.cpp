@@ -88,16 +88,17 @@ nlohmann::json build_summary(const Journal& journal) {
         const auto st = streams.value(key, nlohmann::json::object());
         const auto r = st.value("result", nlohmann::json::object());
         const auto src = find_by_key(spec.value("disks", nlohmann::json::array()), key);
-        nlohmann::json disk = {{"key", key},
-                               {"role", d.value("role", "data")},
-                               {"source_path", src.value("host_path", "")},
-                               {"size_bytes", src.value("size_bytes", d.value("size_bytes", 0))},
-                               {"target_path", st.value("dst_path", d.value("device_path", ""))},
-                               {"bytes_sent", r.value("bytes_sent", 0)},
-                               {"zero_bytes_skipped", r.value("zero_bytes_skipped", 0)},
-                               {"digest", r.value("digest", "")},
-                               {"mode", r.value("mode", "")},
-                               {"verified", st.value("state", "") == "done"}};
+        nlohmann::json disk = {
+            {"key", key},
+            {"role", d.value("role", "data")},
+            {"source_path", src.value("host_path", "")},
+            {"size_bytes", src.value("size_bytes", d.value("size_bytes", uint64_t{0}))},
+            {"target_path", st.value("dst_path", d.value("device_path", ""))},
+            {"bytes_sent", r.value("bytes_sent", uint64_t{0})},
+            {"zero_bytes_skipped", r.value("zero_bytes_skipped", uint64_t{0})},
+            {"digest", r.value("digest", "")},
+            {"mode", r.value("mode", "")},
+            {"verified", st.value("state", "") == "done"}};
         disks.push_back(disk);
         if (d.value("role", "") == "efivars") {
             warnings.push_back("EFI vars (" + key + ") copied to the target VM's NVRAM file " +
@@ -232,7 +233,15 @@ std::string render_summary_markdown(const nlohmann::json& s) {
     }
     md << "\n";
     for (const auto& f : net.value("files_changed", nlohmann::json::array())) {
-        md << "- `" << (f.is_string() ? f.get<std::string>() : f.dump()) << "`\n";
+        if (!f.is_object()) {
+            md << "- `" << (f.is_string() ? f.get<std::string>() : f.dump()) << "`\n";
+            continue;
+        }
+        md << "- `" << f.value("path", "") << "` " << f.value("action", "changed");
+        if (f.contains("moved_to")) {
+            md << " to `" << f.value("moved_to", "") << "`";
+        }
+        md << "\n";
     }
     md << "\n## Reachability\n\n";
     if (s["reachability"].empty()) {

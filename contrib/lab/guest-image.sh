@@ -22,14 +22,17 @@
 # Output: DIR/disk.raw, DIR/vmlinuz, DIR/initrd.img, DIR/cmdline, DIR/ready.
 set -euo pipefail
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export LC_ALL=C
+export LC_ALL=C LVM_SUPPRESS_FD_WARNINGS=1
 CACHE=/var/tmp/vmlift-guest
 [ "${1:-}" = --cache ] && CACHE=$2
 GUEST_IP=198.18.251.10/24
 GUEST_GW=198.18.251.1
 MIRROR=${VMLIFT_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
-[ -f "$CACHE/ready" ] && { echo "guest-image: cached in $CACHE"; exit 0; }
+# The cache is keyed by this script: change it and the image is rebuilt.
+KEY=$(sha256sum "$0" | cut -c1-16)
+[ "$(cat "$CACHE/ready" 2>/dev/null)" = "$KEY" ] && { echo "guest-image: cached in $CACHE"; exit 0; }
+rm -f "$CACHE/ready"
 [ "$(id -u)" = 0 ] || { echo "guest-image: run as root" >&2; exit 1; }
 for tool in debootstrap sfdisk losetup pvcreate mkfs.ext4; do
     command -v "$tool" >/dev/null || { echo "guest-image: missing $tool (contrib/install-deps.sh)" >&2; exit 1; }
@@ -40,16 +43,24 @@ WORK=$(mktemp -d "$CACHE/build.XXXXXX")
 ROOT=$WORK/root
 LOOPS=()
 cleanup() {
-    umount -R "$ROOT/proc" "$ROOT/sys" "$ROOT/dev" 2>/dev/null || true
-    umount "$WORK/mnt" 2>/dev/null || true
-    for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null || true; done
-    rm -rf "$WORK"
+    local m
+    # Whatever is still mounted under WORK (a failed debootstrap leaves proc,
+    # sys, dev bind mounts behind), innermost first.
+    for m in $(findmnt -rn -o TARGET | grep "^$WORK/" | sort -r); do
+        umount -l "$m" 2>/dev/null || true
+    done
+    for m in "${LOOPS[@]}"; do losetup -d "$m" 2>/dev/null || true; done
+    if findmnt -rn -o TARGET | grep -q "^$WORK/"; then
+        echo "guest-image: mounts remain under $WORK; left for you to inspect" >&2
+        return
+    fi
+    rm -rf --one-file-system "$WORK"
 }
 trap cleanup EXIT
 
 echo "guest-image: debootstrap (Debian 12, a few minutes, once)"
 debootstrap --variant=minbase --components=main \
-    --include=systemd-sysv,udev,linux-image-amd64,initramfs-tools,lvm2,openssh-server,netplan.io,cloud-init,iproute2,ifupdown-,ca-certificates \
+    --include=systemd-sysv,udev,linux-image-amd64,initramfs-tools,lvm2,openssh-server,netplan.io,cloud-init,python3-cffi-backend,iproute2,ca-certificates \
     bookworm "$ROOT" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 ||
     { tail -20 "$WORK/debootstrap.log" >&2; exit 1; }
 
@@ -74,10 +85,18 @@ NETPLAN
 chmod 600 "$ROOT/etc/netplan/50-cloud-init.yaml"
 # No cloud datasource in the lab: cloud-init finds none quickly and stays out of the way.
 echo 'datasource_list: [ None ]' >"$ROOT/etc/cloud/cloud.cfg.d/90-vmlift-lab.cfg"
+# A NIC left unconfigured (the migration's failure mode) must not hold the
+# boot for systemd's default two minutes.
+mkdir -p "$ROOT/etc/systemd/system/systemd-networkd-wait-online.service.d"
+cat >"$ROOT/etc/systemd/system/systemd-networkd-wait-online.service.d/vmlift-lab.conf" <<'UNIT'
+[Service]
+ExecStart=
+ExecStart=/lib/systemd/systemd-networkd-wait-online --timeout=20
+UNIT
 # Predictable names (ens18) as on Proxmox; a serial console for the logs.
 echo 'root:vmlift-lab' | chroot "$ROOT" chpasswd
 sed -i 's/^#\?PermitRootLogin.*/PermitRootLogin yes/' "$ROOT/etc/ssh/sshd_config"
-mount --bind /proc "$ROOT/proc"; mount --bind /sys "$ROOT/sys"; mount --bind /dev "$ROOT/dev"
+mount -t proc proc "$ROOT/proc"; mount -t sysfs sys "$ROOT/sys"; mount --bind /dev "$ROOT/dev"
 chroot "$ROOT" update-initramfs -u -k all >/dev/null
 umount "$ROOT/proc" "$ROOT/sys" "$ROOT/dev"
 cp "$ROOT"/boot/vmlinuz-* "$WORK/vmlinuz"
@@ -98,8 +117,7 @@ pv=$(losetup --find --show --offset "$PV_OFF" --sizelimit "$PV_SIZE" "$DISK"); L
 LVM="--config devices{filter=[\"a|^$pv\$|\",\"r|.*|\"]}"
 pvcreate -q $LVM "$pv" >/dev/null
 vgcreate -q $LVM ubuntu-vg "$pv" >/dev/null
-lvcreate -q $LVM --driverloaded n --activate n -l 100%FREE -n ubuntu-lv ubuntu-vg >/dev/null 2>&1 ||
-    lvcreate -q $LVM --driverloaded n -l 100%FREE -n ubuntu-lv ubuntu-vg >/dev/null
+lvcreate -q $LVM --driverloaded n -l 100%FREE -n ubuntu-lv ubuntu-vg >/dev/null 2>&1
 # Where the LV's data starts: pe_start, in sectors, from the PV header.
 pe_start=$(pvs $LVM --noheadings --units s -o pe_start "$pv" | tr -dc 0-9)
 lv_size=$(lvs $LVM --noheadings --units b -o lv_size ubuntu-vg/ubuntu-lv | tr -dc 0-9)
@@ -113,5 +131,5 @@ umount "$WORK/mnt"
 losetup -d "$lv"; LOOPS=()
 
 mv "$DISK" "$WORK/vmlinuz" "$WORK/initrd.img" "$WORK/cmdline" "$CACHE/"
-touch "$CACHE/ready"
+echo "$KEY" >"$CACHE/ready"
 echo "guest-image: ready in $CACHE ($(du -h --apparent-size "$CACHE/disk.raw" | cut -f1) disk, $(du -h "$CACHE/disk.raw" | cut -f1) used)"

@@ -8,6 +8,8 @@
 #   lab.sh mute    --dir DIR HOST   HOST silently drops its replies to the controller
 #   lab.sh unmute  --dir DIR HOST
 #   lab.sh drop    --dir DIR HOST   kill HOST's SSH sessions (the listener stays)
+#   lab.sh guestnet --dir DIR HOST BRIDGE   the guest network 198.18.251.0/24 on a
+#                                   bridge inside HOST, routed from the controller
 #   lab.sh exec    --dir DIR HOST -- CMD...   run CMD as on HOST (its network and
 #                                   mount namespaces: mounts made here are what
 #                                   its SSH sessions see)
@@ -15,7 +17,8 @@
 #
 # Addressing: lab N uses 198.18.N.0/24 only (N = 1..250): the root namespace
 # is 198.18.N.1 on bridge vmlbN, hosts are 198.18.N.10, .11, ... in creation
-# order. Nothing is ever addressed outside 198.18.0.0/16.
+# order. Nothing is ever addressed outside 198.18.0.0/16; 198.18.251.0/24 is
+# the guest network (see guestnet), outside every lab's own /24.
 # Each host: netns "vmlN-HOST", veth to the bridge, its own ed25519 host key,
 # sshd (root login by key or by the lab password, via a private mount
 # namespace whose /etc/shadow is a lab copy), and DIR/hosts/HOST/disks as its
@@ -75,6 +78,10 @@ destroy_id() {
         ip netns del "$ns" 2>/dev/null || true
     done
     ip link del "vmlb${id}" 2>/dev/null || true
+    # The guest network's route, if this lab owned it (it went with the bridge
+    # when routed through it; a dangling one would point nowhere).
+    ip route show 198.18.251.0/24 2>/dev/null | grep -q "198.18.${id}\." &&
+        ip route del 198.18.251.0/24 2>/dev/null || true
     # veth ends left in the root namespace (if a namespace vanished first)
     for link in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep "^vml${id}h" || true); do
         ip link del "$link" 2>/dev/null || true
@@ -291,6 +298,21 @@ main() {
             local op=add
             [ "$cmd" = unmute ] && op=del
             route_cmd "$op" "$1" blackhole "$CONTROLLER_IP"
+            ;;
+        guestnet)
+            # The guest network 198.18.251.0/24 behind HOST: bridge BRIDGE there
+            # holds .1 (the guests' gateway), HOST forwards, and the controller
+            # routes the /24 through HOST. One lab at a time may own it.
+            [ $# -eq 2 ] || die "guestnet needs a host name and a bridge name"
+            load_env
+            local hip ns
+            hip=$(host_ip "$1"); ns=$(ns_of "$1")
+            ip -n "$ns" link show "$2" >/dev/null 2>&1 || ip -n "$ns" link add "$2" type bridge
+            ip -n "$ns" addr replace 198.18.251.1/24 dev "$2"
+            ip -n "$ns" link set "$2" up
+            ip netns exec "$ns" sysctl -q -w net.ipv4.ip_forward=1
+            ip route replace 198.18.251.0/24 via "$hip"
+            echo "GUESTNET_HOST=$1" >> "$DIR/lab.env"
             ;;
         drop)
             [ $# -eq 1 ] || die "drop needs one host name"

@@ -100,6 +100,100 @@ def strip_markers(schema):
     return schema
 
 
+class Qemu:
+    """vm.start for real: qemu-system-x86_64 (TCG) with the VM's zvol files as
+    disks, each NIC a tap on the bridge its nic_attach names (the bridge must
+    exist on this host), SeaBIOS for UEFI_CSM and OVMF with the VM's NVRAM
+    file (NVRAM_DIR/<id>_<name>_VARS.fd) for UEFI; with --direct-kernel DIR,
+    DIR/vmlinuz, DIR/initrd.img and DIR/cmdline are booted directly (the lab's
+    guest has no bootloader). The serial console goes to
+    STATE/console-<id>.log."""
+
+    def __init__(self, args):
+        self.state = args.state
+        self.kernel = args.direct_kernel
+        self.nvram = args.nvram_dir or os.path.join(args.state, "nvram")
+        self.binary = args.qemu_binary
+
+    def alive(self, vm):
+        q = vm.get("_qemu")
+        return bool(q) and q["proc"].poll() is None
+
+    def start(self, vm, zvols):
+        argv = [self.binary, "-name", vm["name"], "-machine", "q35", "-accel", "tcg,thread=multi",
+                "-m", str(min(int(vm.get("memory", 512)), 2048)),
+                "-smp", str(max(1, min(2, vm.get("vcpus", 1) * vm.get("cores", 1)))),
+                "-display", "none", "-monitor", "none", "-no-user-config",
+                "-serial", "file:%s" % os.path.join(self.state, "console-%d.log" % vm["id"])]
+        if vm.get("bootloader") == "UEFI":
+            os.makedirs(self.nvram, exist_ok=True)
+            vars_file = os.path.join(self.nvram, "%d_%s_VARS.fd" % (vm["id"], vm["name"]))
+            if not os.path.exists(vars_file):
+                with open("/usr/share/OVMF/OVMF_VARS_4M.fd", "rb") as src, open(vars_file, "wb") as dst:
+                    dst.write(src.read())
+            argv += ["-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+                     "-drive", "if=pflash,format=raw,file=%s" % vars_file]
+        else:
+            argv += ["-bios", "/usr/share/seabios/bios-256k.bin"]
+        if self.kernel:
+            with open(os.path.join(self.kernel, "cmdline")) as f:
+                cmdline = f.read().strip()
+            argv += ["-kernel", os.path.join(self.kernel, "vmlinuz"),
+                     "-initrd", os.path.join(self.kernel, "initrd.img"), "-append", cmdline]
+        taps = []
+        ahci = False
+        devices = sorted(vm["devices"], key=lambda d: d.get("order", 0))
+        for n, d in enumerate(devices):
+            a = d["attributes"]
+            dtype = d.get("dtype") or a.get("dtype")
+            if dtype == "DISK":
+                name = a["path"][len("/dev/zvol/"):].replace("+", " ")
+                path = zvols[name]["path"]
+                if a.get("type") == "AHCI":
+                    if not ahci:
+                        argv += ["-device", "ahci,id=ahci0"]
+                        ahci = True
+                    argv += ["-drive", "id=d%d,file=%s,format=raw,if=none" % (n, path),
+                             "-device", "ide-hd,drive=d%d,bus=ahci0.%d" % (n, n % 6)]
+                else:
+                    argv += ["-drive", "id=d%d,file=%s,format=raw,if=none" % (n, path),
+                             "-device", "virtio-blk-pci,drive=d%d" % n]
+            elif dtype == "NIC":
+                tap = "vmlift%dn%d" % (vm["id"], n)
+                bridge = a.get("nic_attach")
+                if subprocess.run(["ip", "link", "show", bridge], capture_output=True).returncode:
+                    self.drop_taps(taps)
+                    raise CallError(-32001, "Method call error", "ENOENT",
+                                    "bridge %s does not exist on this host" % bridge)
+                subprocess.run(["ip", "tuntap", "add", "dev", tap, "mode", "tap"], check=True)
+                subprocess.run(["ip", "link", "set", tap, "master", bridge, "up"], check=True)
+                taps.append(tap)
+                model = "virtio-net-pci" if a.get("type") == "VIRTIO" else "e1000"
+                argv += ["-netdev", "tap,id=n%d,ifname=%s,script=no,downscript=no" % (n, tap),
+                         "-device", "%s,netdev=n%d,mac=%s" % (model, n, a.get("mac", ""))]
+        log = open(os.path.join(self.state, "qemu-%d.log" % vm["id"]), "w")
+        log.write(" ".join(argv) + "\n")
+        log.flush()
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        vm["_qemu"] = {"proc": proc, "taps": taps}
+
+    def drop_taps(self, taps):
+        for t in taps:
+            subprocess.run(["ip", "link", "del", t], capture_output=True)
+
+    def stop(self, vm):
+        q = vm.pop("_qemu", None)
+        if not q:
+            return
+        q["proc"].terminate()
+        try:
+            q["proc"].wait(10)
+        except subprocess.TimeoutExpired:
+            q["proc"].kill()
+            q["proc"].wait()
+        self.drop_taps(q["taps"])
+
+
 class Sim:
     def __init__(self, args):
         self.release = RELEASES[args.release]
@@ -137,6 +231,7 @@ class Sim:
         self.next_vm = 1
         self.next_device = 1
         self.lock = threading.Lock()
+        self.qemu = Qemu(args) if getattr(args, "qemu", False) else None
 
     def validate(self, method, params):
         spec = self.methods.get(method)
@@ -309,9 +404,12 @@ class Sim:
 
     # ---- VMs
     def vm_entry(self, vm):
-        out = {k: v for k, v in vm.items() if k != "devices"}
+        if self.qemu and vm["state"] == "RUNNING" and not self.qemu.alive(vm):
+            vm["state"] = "STOPPED"  # the guest powered off, or QEMU died
+        out = {k: v for k, v in vm.items() if k not in ("devices", "_qemu")}
         out["devices"] = [dict(d) for d in vm["devices"]]
-        out["status"] = {"state": vm["state"], "pid": None, "domain_state": vm["state"]}
+        pid = vm["_qemu"]["proc"].pid if vm.get("_qemu") and vm["state"] == "RUNNING" else None
+        out["status"] = {"state": vm["state"], "pid": pid, "domain_state": vm["state"]}
         return out
 
     def m_vm_query(self, filters=None, options=None):
@@ -348,6 +446,8 @@ class Sim:
             raise CallError(-32001, "Method call error", "ENOENT", "VM %d does not exist" % vm_id)
         if vm["state"] == "RUNNING" and not (options or {}).get("force"):
             raise CallError(-32001, "Method call error", "EBUSY", "VM is running")
+        if self.qemu:
+            self.qemu.stop(vm)
         del self.vms[vm_id]
         if (options or {}).get("zvols"):
             for d in vm["devices"]:
@@ -417,11 +517,18 @@ class Sim:
 
     def m_vm_start(self, vm_id, options=None):
         self.m_vm_get_instance(vm_id)
-        self.vms[vm_id]["state"] = "RUNNING"
+        vm = self.vms[vm_id]
+        if vm["state"] == "RUNNING":
+            return None
+        if self.qemu:
+            self.qemu.start(vm, self.zvols)
+        vm["state"] = "RUNNING"
         return None
 
     def m_vm_stop(self, vm_id, options=None):
         self.m_vm_get_instance(vm_id)
+        if self.qemu:
+            self.qemu.stop(self.vms[vm_id])
         self.vms[vm_id]["state"] = "STOPPED"
         return None
 
@@ -658,6 +765,11 @@ def main():
     ap.add_argument("--pool", action="append", help="NAME:SIZE (e.g. tank:1T); repeatable")
     ap.add_argument("--bridge", action="append", help="a bridge VMs may attach to; repeatable")
     ap.add_argument("--noexec", action="append", help="a pool whose root dataset has exec=off")
+    ap.add_argument("--qemu", action="store_true",
+                    help="vm.start runs the VM under qemu-system-x86_64 (TCG); see class Qemu")
+    ap.add_argument("--qemu-binary", default="qemu-system-x86_64")
+    ap.add_argument("--direct-kernel", help="boot DIR/vmlinuz, DIR/initrd.img with DIR/cmdline")
+    ap.add_argument("--nvram-dir", help="UEFI NVRAM files (default STATE/nvram)")
     ap.add_argument("--validate-calls", action="store_true",
                     help="no server: check JSON lines {method, params} on stdin against the "
                          "release's schema (\"${vm.id}\" stands for a VM id); exit 1 on errors")
@@ -665,7 +777,15 @@ def main():
     if args.validate_calls:
         sys.exit(validate_calls(Sim(args)))
     os.makedirs(args.state, exist_ok=True)
-    asyncio.run(serve(Sim(args), args))
+    import signal
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so the VMs are stopped below
+    sim = Sim(args)
+    try:
+        asyncio.run(serve(sim, args))
+    finally:
+        for vm in list(sim.vms.values()):
+            if sim.qemu:
+                sim.qemu.stop(vm)
 
 
 def validate_calls(sim):

@@ -207,7 +207,7 @@ TEST(Report, SummarisesAFinishedRunFromItsJournal) {
     spec.firmware = Firmware::uefi;
     DiskSpec d;
     d.key = "scsi0";
-    d.size_bytes = 64 << 20;
+    d.size_bytes = 3ull << 30;  // past 2^31: sizes stay 64-bit all the way
     d.host_path = "/dev/pve/vm-101-disk-0";
     spec.disks = {d};
     NicSpec n;
@@ -220,7 +220,7 @@ TEST(Report, SummarisesAFinishedRunFromItsJournal) {
     plan.vm_name = "web01";
     plan.bootloader = "UEFI";
     plan.disks = {
-        {"scsi0", DiskRole::data, 64 << 20, "tank/web01-scsi0", "/dev/zvol/tank/web01-scsi0"}};
+        {"scsi0", DiskRole::data, 3ull << 30, "tank/web01-scsi0", "/dev/zvol/tank/web01-scsi0"}};
     plan.nics = {{"net0", "bc:24:11:00:00:01", "br0", "VIRTIO"}};
     ASSERT_TRUE(j->finish("plan", {{"target", plan.to_json()}, {"net_prep", "auto"}}).ok());
     ASSERT_TRUE(
@@ -248,6 +248,8 @@ TEST(Report, SummarisesAFinishedRunFromItsJournal) {
     EXPECT_NE(s["warnings"].dump().find("not rewritten: no Linux root"), std::string::npos);
     std::string md = read_all(dir->file("summary.md"));
     EXPECT_NE(md.find("| downtime | 42.5 s"), std::string::npos) << md;
+    EXPECT_NE(md.find("| scsi0 | data | 3.0 GiB |"), std::string::npos) << md;
+    EXPECT_EQ(s["disks"][0]["size_bytes"], 3ull << 30);
     EXPECT_NE(md.find("| net0 | bc:24:11:00:00:01 | yes | vmbr0 → br0 | VIRTIO |"),
               std::string::npos)
         << md;
