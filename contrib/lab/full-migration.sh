@@ -3,7 +3,7 @@
 # end-to-end test checks it:
 #
 #   contrib/lab/full-migration.sh --lab DIR --runs DIR [--net-prep auto|none]
-#                                 [--expect reachable|unreachable]
+#                                 [--expect reachable|unreachable] [--variant direct|relay]
 #
 # Builds (or reuses) the guest image (guest-image.sh), makes a fresh lab with
 # the hosts "pve" and "truenas" and the guest network behind "truenas",
@@ -12,18 +12,22 @@
 # TrueNAS simulator on "truenas" (zvols as sparse files; vm.start boots the
 # VM under QEMU), then runs `migrate-vm run ... --yes` with progress on the
 # terminal. With --expect unreachable the run must fail at verify (the
-# negative twin, with --net-prep none). Leaves the lab up; prints where
+# negative twin, with --net-prep none). --variant direct (the default) lets
+# "pve" reach "truenas" and gives the run a migration key there, so the disk
+# goes host to host; --variant relay isolates the two hosts, so the run must
+# relay the copy through the controller. Leaves the lab up; prints where
 # everything is in LAB/scenario.env.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export LC_ALL=C
-LAB= RUNS= NET_PREP=auto EXPECT=reachable
+LAB= RUNS= NET_PREP=auto EXPECT=reachable VARIANT=direct
 while [ $# -gt 0 ]; do
     case "$1" in
         --lab) LAB=$(realpath -m "$2"); shift 2 ;;
         --runs) RUNS=$(realpath -m "$2"); shift 2 ;;
         --net-prep) NET_PREP=$2; shift 2 ;;
         --expect) EXPECT=$2; shift 2 ;;
+        --variant) VARIANT=$2; shift 2 ;;
         *) echo "full-migration: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -43,9 +47,17 @@ contrib/lab/lab.sh gc
 rm -rf "$LAB"
 contrib/lab/lab.sh create --dir "$LAB" --owner-pid 1 pve truenas >/dev/null
 contrib/lab/lab.sh guestnet --dir "$LAB" truenas br0
+MIGRATION=()
+if [ "$VARIANT" = relay ]; then
+    contrib/lab/lab.sh isolate --dir "$LAB" pve truenas
+else
+    # The key lives on "pve" (the lab shares the controller's files); the
+    # run hands the target's host key to the source, never turning checks off.
+    MIGRATION=(--migration-key-path "$LAB/client/id_ed25519")
+fi
 # shellcheck disable=SC1091
 . "$LAB/lab.env"
-say "lab hosts pve=$HOST_pve_IP truenas=$HOST_truenas_IP, guest network 198.18.251.0/24 behind truenas"
+say "lab hosts pve=$HOST_pve_IP truenas=$HOST_truenas_IP ($VARIANT), guest network 198.18.251.0/24 behind truenas"
 
 # --- the Proxmox side: VM 101 with the guest image as its disk ---------------
 S=$LAB/scenario
@@ -123,12 +135,12 @@ say "migrate-vm run: pve://$HOST_pve_IP/101 → truenas://$HOST_truenas_IP/tank/
 mkdir -p "$RUNS"
 set +e
 "$BUILD/migrate-vm" --identity-file "$LAB/client/id_ed25519" --known-hosts "$LAB/client/known_hosts" \
-    --run-dir "$RUNS" run \
+    --run-dir "$RUNS" "${MIGRATION[@]}" run \
     --source "pve://$HOST_pve_IP/101" --target "truenas://$HOST_truenas_IP/tank/vms" \
     --pve-token-id 'root@pam!vmlift' --pve-token-secret-file "$S/pve-token" \
     --pve-ca-file "$S/pve/cert.pem" \
     --truenas-api-key-file "$S/truenas-key" --truenas-fingerprint "$(cat "$S/truenas/fingerprint")" \
-    --bridge-map vmbr0=br0 --net-prep "$NET_PREP" \
+    --bridge-map vmbr0=br0 --net-prep "$NET_PREP" --transfer-mode "$([ "$VARIANT" = relay ] && echo auto || echo direct)" \
     --target-zvol-root "$S/truenas/zvols" --target-nvram-dir "$S/truenas/nvram" \
     --target-state-dir "$S/truenas-vmlift" \
     --verify-timeout "${VMLIFT_VERIFY_TIMEOUT:-420}" --verify-poll-interval 5 --yes

@@ -41,6 +41,7 @@ check(s["source"]["vmid"] == 101 and s["target"]["vm_name"] == "web01", "names")
 check(s["firmware"]["bootloader"] == "UEFI_CSM", "bootloader")
 check(len(s["disks"]) == 1 and s["disks"][0]["verified"] and len(s["disks"][0]["digest"]) == 32, "disk")
 check(s["disks"][0]["zero_bytes_skipped"] > 0, "sparse copy")
+check(s["disks"][0]["mode"] == "direct", "mode %s" % s["disks"][0]["mode"])
 check(s["nics"][0]["mac"] == "bc:24:11:5e:00:01" and s["nics"][0]["mac_preserved"], "nic")
 check(s["network_prep"]["method"] == "offline" and s["network_prep"]["stack"] == "netplan", "net prep")
 check(any("50-vmlift.yaml" in json.dumps(f) for f in s["network_prep"]["files_changed"]), "files")
@@ -67,10 +68,13 @@ boot=$(/usr/bin/python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1
 
 echo "== e2e: the negative twin (--net-prep none)"
 VMLIFT_VERIFY_TIMEOUT=$((boot * 2 + 90)) \
-    contrib/lab/full-migration.sh --lab "$LAB" --runs "$RUNS/negative" --net-prep none --expect unreachable
+    contrib/lab/full-migration.sh --lab "$LAB" --runs "$RUNS/negative" --net-prep none --expect unreachable \
+        --variant relay
 # shellcheck disable=SC1091
 . "$LAB/scenario.env"
 grep -q 'login:' "$CONSOLE" || fail "the guest never booted; the negative twin proves nothing"
 state=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["state"])' "$RUN/summary.json")
 [ "$state" = failed ] || fail "negative run state $state"
+mode=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["disks"][0]["mode"])' "$RUN/summary.json")
+[ "$mode" = relay ] || fail "the isolated hosts' copy ran $mode, not relay"
 echo "== e2e: passed in $(( $(date +%s) - start )) s"
