@@ -108,7 +108,7 @@ uint16_t checksum(const uint8_t* data, size_t len) {
 // identifier; a ping socket gets only its own replies.
 Result<bool> probe_icmp(const Address& a, std::chrono::milliseconds timeout) {
     const bool v6 = a.family == AF_INET6;
-    const int proto = v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP;
+    const int proto = v6 ? static_cast<int>(IPPROTO_ICMPV6) : static_cast<int>(IPPROTO_ICMP);
     bool raw = false;
     int s = ::socket(a.family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
     if (s < 0) {
