@@ -15,6 +15,7 @@
 #include "engine/remote_edit.h"
 #include "engine/transport.h"
 #include "engine/vm_spec.h"
+#include "hooks/migrate_vm/cli_util.h"
 #include "hooks/migrate_vm/ssh_options.h"
 
 namespace vmlift::cli {
@@ -29,18 +30,6 @@ void on_signal(int sig) {
 int fail(Context& ctx, const Status& st) {
     ctx.logger.error("edit-guest-disk", st.message());
     return exit_code_for(st.code());
-}
-
-std::vector<std::string> split(const std::string& s, char sep) {
-    std::vector<std::string> out;
-    std::stringstream in(s);
-    std::string item;
-    while (std::getline(in, item, sep)) {
-        if (!item.empty()) {
-            out.push_back(item);
-        }
-    }
-    return out;
 }
 
 // --nic MAC[,name=OLD][,dhcp|,cidr=CIDR,gw=IP][,dns=A;B]

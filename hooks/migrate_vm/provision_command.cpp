@@ -9,6 +9,7 @@
 #include "connectors/truenas/provision_plan.h"
 #include "connectors/truenas/target.h"
 #include "engine/vm_spec.h"
+#include "hooks/migrate_vm/cli_util.h"
 #include "hooks/migrate_vm/ssh_options.h"
 #include "hooks/migrate_vm/truenas_options.h"
 
@@ -18,32 +19,6 @@ namespace {
 int fail(Context& ctx, const Status& st) {
     ctx.logger.error("provision", st.message());
     return exit_code_for(st.code());
-}
-
-Result<std::map<std::string, std::string>> pairs(const std::vector<std::string>& items,
-                                                 const char* option) {
-    std::map<std::string, std::string> out;
-    for (const auto& item : items) {
-        size_t eq = item.find('=');
-        if (eq == std::string::npos || eq == 0 || eq + 1 == item.size()) {
-            return Status(Code::invalid_input,
-                          std::string(option) + " '" + item + "' is not KEY=VALUE");
-        }
-        out[item.substr(0, eq)] = item.substr(eq + 1);
-    }
-    return out;
-}
-
-std::vector<std::string> split_commas(const std::string& s) {
-    std::vector<std::string> out;
-    std::stringstream in(s);
-    std::string item;
-    while (std::getline(in, item, ',')) {
-        if (!item.empty()) {
-            out.push_back(item);
-        }
-    }
-    return out;
 }
 
 }  // namespace
@@ -184,8 +159,8 @@ int run_provision(Context& ctx, const ProvisionOptions& o) {
         po.display_password = *pw;
     }
     po.default_bridge = o.bridge;
-    auto zvols = pairs(o.zvols, "--zvol");
-    auto bridges = pairs(split_commas(o.bridge_map), "--bridge-map");
+    auto zvols = key_value_pairs(o.zvols, "--zvol");
+    auto bridges = key_value_pairs(split(o.bridge_map, ','), "--bridge-map");
     if (!zvols.ok()) {
         return fail(ctx, zvols.status());
     }

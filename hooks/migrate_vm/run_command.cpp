@@ -14,6 +14,7 @@
 #include "engine/migration.h"
 #include "engine/report.h"
 #include "engine/run_dir.h"
+#include "hooks/migrate_vm/cli_util.h"
 #include "hooks/migrate_vm/ssh_options.h"
 #include "hooks/migrate_vm/trusted_key.h"
 
@@ -51,32 +52,6 @@ int fail(Context& ctx, const char* what, const Status& st) {
     return exit_code_for(st.code());
 }
 
-std::vector<std::string> split(const std::string& s, char sep) {
-    std::vector<std::string> out;
-    std::stringstream in(s);
-    std::string item;
-    while (std::getline(in, item, sep)) {
-        if (!item.empty()) {
-            out.push_back(item);
-        }
-    }
-    return out;
-}
-
-Result<std::map<std::string, std::string>> pairs(const std::vector<std::string>& items,
-                                                 const char* option) {
-    std::map<std::string, std::string> out;
-    for (const auto& item : items) {
-        size_t eq = item.find('=');
-        if (eq == std::string::npos || eq == 0 || eq + 1 == item.size()) {
-            return Status(Code::invalid_input,
-                          std::string(option) + " '" + item + "' is not KEY=VALUE");
-        }
-        out[item.substr(0, eq)] = item.substr(eq + 1);
-    }
-    return out;
-}
-
 Result<MigrationOptions> migration_options(const RunOptions& o) {
     nlohmann::json j = {{"target_name", o.target_name},
                         {"bridge", o.bridge},
@@ -101,11 +76,11 @@ Result<MigrationOptions> migration_options(const RunOptions& o) {
                         {"zstd_level", o.zstd_level},
                         {"agent_dir", o.agent_dir},
                         {"target_state_dir", o.target_state_dir}};
-    auto zvols = pairs(o.zvols, "--zvol");
+    auto zvols = key_value_pairs(o.zvols, "--zvol");
     if (!zvols.ok()) {
         return zvols.status();
     }
-    auto bridges = pairs(split(o.bridge_map, ','), "--bridge-map");
+    auto bridges = key_value_pairs(split(o.bridge_map, ','), "--bridge-map");
     if (!bridges.ok()) {
         return bridges.status();
     }
