@@ -610,6 +610,30 @@ std::vector<Stack> stacks() {
 
 }  // namespace
 
+namespace {
+
+// The guest's interface named like `nic`'s slot, when it has no MAC of its
+// own and no other NIC names it explicitly.
+const OldEthernet* slot_match(const std::vector<OldEthernet>& old,
+                              const std::vector<GuestNic>& nics, const GuestNic& nic) {
+    if (nic.slot_name.empty()) {
+        return nullptr;
+    }
+    for (const auto& other : nics) {
+        if (&other != &nic && other.name == nic.slot_name) {
+            return nullptr;
+        }
+    }
+    for (const auto& e : old) {
+        if (e.name == nic.slot_name && e.mac.empty()) {
+            return &e;
+        }
+    }
+    return nullptr;
+}
+
+}  // namespace
+
 Result<GuestNetPlan> plan_guest_net(const std::string& root_dir, std::vector<GuestNic> nics) {
     const fs::path root(root_dir);
     GuestNetPlan plan;
@@ -660,6 +684,13 @@ Result<GuestNetPlan> plan_guest_net(const std::string& root_dir, std::vector<Gue
                 nic.name = match->name;
                 plan.warnings.push_back(nic.mac + ": name " + nic.name +
                                         " taken from the guest's config (matched by MAC)");
+            } else if (const OldEthernet* slot = slot_match(old, nics, nic)) {
+                match = slot;
+                nic.name = nic.slot_name;
+                plan.warnings.push_back(nic.mac + ": name " + nic.name +
+                                        " from the source's slot convention (" + nic.slot_from +
+                                        " is " + nic.slot_name +
+                                        "; the guest's config names it without a MAC)");
             } else if (old.size() == 1 && nics.size() == 1 && !old[0].name.empty()) {
                 match = &old[0];
                 nic.name = match->name;
@@ -737,6 +768,10 @@ nlohmann::json nics_to_json(const std::vector<GuestNic>& nics) {
                        {"addresses", n.addresses},
                        {"gateway", n.gateway},
                        {"nameservers", n.nameservers}});
+        if (!n.slot_name.empty()) {
+            out.back()["slot_name"] = n.slot_name;
+            out.back()["slot_from"] = n.slot_from;
+        }
     }
     return out;
 }
@@ -758,6 +793,8 @@ Result<std::vector<GuestNic>> nics_from_json(const nlohmann::json& j) {
             nic.addresses = n.value("addresses", std::vector<std::string>{});
             nic.gateway = n.value("gateway", std::string());
             nic.nameservers = n.value("nameservers", std::vector<std::string>{});
+            nic.slot_name = n.value("slot_name", std::string());
+            nic.slot_from = n.value("slot_from", std::string());
             out.push_back(std::move(nic));
         }
     } catch (const nlohmann::json::exception& e) {

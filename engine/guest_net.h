@@ -23,12 +23,12 @@
 //       has cloud-init;
 //     - a systemd .link file per NIC pinning its MAC to the old name.
 //   A NIC without a name takes the name its MAC had in the guest's config,
-//   or the only ethernet there when the guest had exactly one; the plan says
-//   which (warnings). A guest with no recognisable config, a NIC whose name
-//   cannot be inferred, or keep with nothing to keep, is invalid_input
-//   naming the NIC. Planning an already rewritten root yields no changes.
-//   apply_guest_net() carries a plan out; unified_diff() renders it as a
-//   unified diff (whole-file hunks), for --dry-run.
+//   else its slot_name when the config has an interface of that name that
+//   no other NIC claims by MAC, else the only ethernet there when the guest
+//   had exactly one; the plan says which (warnings). A guest with no recognisable config, a NIC
+//   whose name cannot be inferred, or keep with nothing to keep, is invalid_input naming the NIC.
+//   Planning an already rewritten root yields no changes. apply_guest_net() carries a plan out;
+//   unified_diff() renders it as a unified diff (whole-file hunks), for --dry-run.
 // Thread safety: pure except apply (writes under ROOT).
 #pragma once
 
@@ -51,6 +51,10 @@ struct GuestNic {
     std::vector<std::string> addresses;  // CIDR, static only
     std::string gateway;
     std::vector<std::string> nameservers;
+    // The name the source hypervisor's slot convention gives it (ens18);
+    // used for inference only when the guest's config has that name.
+    std::string slot_name = {};
+    std::string slot_from = {};  // what the convention was applied to ("net0"), for the warning
 };
 
 struct FileChange {

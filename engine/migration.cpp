@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <sstream>
+#include <thread>
 
 #include "engine/hook_guard.h"
 #include "engine/io.h"
@@ -169,6 +170,9 @@ class Driver {
                                   "connect once with ssh-check or use --transfer-mode relay";
             checks.push_back(c);
         }
+        if (m_options.net_prep == NetPrep::agent || m_options.net_prep == NetPrep::automatic) {
+            checks.push_back(guest_agent_check());
+        }
         if (m_options.net_prep == NetPrep::offline || m_options.net_prep == NetPrep::automatic) {
             Check c{"tool host", true, false, ""};
             auto r = exec_captured(m_env.target_host,
@@ -247,15 +251,77 @@ class Driver {
                               {"details", m_vm.details}};
     }
 
+    // Agent-first: the running guest rewrites its own config through the
+    // guest agent; auto falls back to the offline rewrite on the copy.
     Result<nlohmann::json> net_prep_agent() {
-        if (m_options.net_prep == NetPrep::agent) {
-            return Status(Code::invalid_input,
-                          "--net-prep agent: the in-guest rewrite is not available in this "
-                          "version; use --net-prep offline (or auto)");
+        if (m_options.net_prep == NetPrep::none) {
+            return skipped("--net-prep none");
         }
-        return skipped(m_options.net_prep == NetPrep::none
-                           ? "--net-prep none"
-                           : "the rewrite runs offline on the copy");
+        if (m_options.net_prep == NetPrep::offline) {
+            return skipped("--net-prep offline: the rewrite runs on the copy");
+        }
+        const bool must = m_options.net_prep == NetPrep::agent;
+        auto fall_back = [&](const Status& why) -> Result<nlohmann::json> {
+            if (must) {
+                return Status(why.code(), "--net-prep agent: " + why.message() +
+                                              " (or use --net-prep offline)");
+            }
+            m_env.log.warn("run", "in-guest network rewrite not done (" + why.message() +
+                                      "); it runs offline on the copy instead");
+            return skipped("in-guest rewrite not possible (" + why.message() +
+                           "); the rewrite runs offline on the copy");
+        };
+        GuestExec* guest = m_env.source.guest_exec();
+        if (!m_spec.agent || guest == nullptr) {
+            return fall_back(
+                Status(Code::invalid_input, "the source VM has no guest agent enabled (agent: 1)"));
+        }
+        auto running = m_env.source.running();
+        if (!running.ok()) {
+            return running.status();
+        }
+        if (!*running) {
+            return fall_back(
+                Status(Code::invalid_input, "the source VM is not running, so its agent cannot"));
+        }
+        AgentNetOptions o;
+        o.work_dir = m_journal.dir().path() + "/net-prep-agent/attempt-" +
+                     std::to_string(m_journal.undo().size());
+        o.record_undo = [&](const nlohmann::json& u) { return m_journal.add_undo(u); };
+        auto r =
+            rewrite_guest_net_via_agent(*guest, m_env.runner, guest_nics(m_spec, m_options), o);
+        if (!r.ok()) {
+            return fall_back(r.status());
+        }
+        return *r;
+    }
+
+    // The guest agent answers and the guest has what the in-guest rewrite
+    // runs (sh, tar, base64, mktemp). A warning under auto.
+    Check guest_agent_check() {
+        Check c{"guest agent", true, m_options.net_prep == NetPrep::automatic, ""};
+        GuestExec* guest = m_env.source.guest_exec();
+        auto running = m_env.source.running();
+        if (!m_spec.agent || guest == nullptr) {
+            c.passed = false;
+            c.detail = "the source VM has no guest agent enabled (agent: 1)";
+        } else if (!running.ok() || !*running) {
+            c.passed = false;
+            c.detail = "the source VM is not running, so its agent cannot rewrite the network";
+        } else {
+            auto r = guest->exec({"sh", "-c",
+                                  "command -v tar && command -v base64 && command -v "
+                                  "mktemp"},
+                                 "");
+            c.passed = r.ok() && r->exit_code == 0;
+            c.detail = c.passed ? guest->describe() + " runs commands; the guest has tar and base64"
+                       : r.ok() ? "the guest lacks tar, base64 or mktemp for the in-guest rewrite"
+                                : r.status().message();
+        }
+        if (!c.passed && c.warning) {
+            c.detail += "; the network rewrite will run offline on the copy";
+        }
+        return c;
     }
 
     Result<nlohmann::json> shutdown() {
@@ -585,6 +651,31 @@ Status rollback_migration(MigrationSource& source, MigrationTarget& target, Jour
             auto running = source.running();
             st =
                 running.ok() ? (*running ? Status::ok_status() : source.start()) : running.status();
+        } else if (action == "restore-guest-net") {
+            auto running = source.running();
+            GuestExec* guest = source.guest_exec();
+            if (running.ok() && !*running) {
+                log.info("rollback",
+                         "the source guest keeps the network config vmlift wrote in it (matched by "
+                         "MAC, so it works on Proxmox too); pass --start-source to put the "
+                         "originals back through its agent");
+                continue;
+            }
+            if (!running.ok()) {
+                st = running.status();
+            } else if (guest == nullptr || options.local == nullptr) {
+                st = Status(Code::unreachable, "no guest agent to restore the network config with");
+            } else {
+                // A source just started needs a while before its agent answers.
+                for (int attempt = 0;; ++attempt) {
+                    st = restore_guest_net_via_agent(*guest, *options.local, u);
+                    if (st.ok() || st.code() != Code::unreachable ||
+                        attempt * 5 >= options.agent_wait_sec) {
+                        break;
+                    }
+                    std::this_thread::sleep_for(std::chrono::seconds(5));
+                }
+            }
         } else {
             st = Status(Code::internal, "unknown undo action '" + action + "'");
         }

@@ -14,12 +14,18 @@
 //   it stops after preflight (`migrate-vm plan`), changing nothing.
 //   Guarantees: nothing changes before preflight passed and the run was
 //   approved; the source is only read, shut down, marked and unmarked,
-//   never written or deleted; the target VM is never started before every
+//   never deleted, and its disks are never opened for writing (the one
+//   change inside it is the in-guest network rewrite of net-prep agent or
+//   auto, made by the running guest itself through its agent, matched by
+//   MAC so it holds on Proxmox too, with the originals kept in the guest's
+//   vmlift-backup folders and put back by rollback); the target VM is never started before every
 //   disk's copy finished with matching digests; each change is journaled
 //   with its undo before the next one starts.
 //   rollback_migration() walks the undo records backwards: stops the target
 //   VM, deletes what the run created on the target (and only that),
-//   unmarks the source and, when asked, starts it again.
+//   unmarks the source and, when asked, starts it again (and then restores
+//   an in-guest network rewrite through the agent; a stopped source keeps
+//   it, as it is valid there too).
 //   Errors: the failing stage's Status, with the stage name in front; the
 //   journal says the same.
 // Thread safety: none; one run at a time per journal.
@@ -33,6 +39,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/agent_net.h"
 #include "engine/guest_net.h"
 #include "engine/journal.h"
 #include "engine/log.h"
@@ -135,6 +142,9 @@ class MigrationSource {
     virtual Status start() = 0;
     virtual Status mark_migrated(const std::string& note) = 0;
     virtual Status unmark() = 0;
+    // The running guest's agent, for the in-guest network rewrite; null when
+    // the source has none.
+    virtual GuestExec* guest_exec() { return nullptr; }
 };
 
 class MigrationTarget {
@@ -196,6 +206,8 @@ Status run_migration(MigrationEnv& env, Journal& journal, const MigrationOptions
 
 struct RollbackOptions {
     bool start_source = false;
+    ProcessRunner* local = nullptr;  // for restoring an in-guest network rewrite
+    int agent_wait_sec = 120;        // how long a just-started source's agent may take
 };
 // Needs no SSH: only the source's and the target's APIs.
 Status rollback_migration(MigrationSource& source, MigrationTarget& target, Journal& journal,

@@ -217,6 +217,8 @@ std::vector<GuestNic> guest_nics(const VmSpec& spec, const MigrationOptions& opt
     for (size_t i = 0; i < spec.nics.size(); ++i) {
         GuestNic g;
         g.mac = spec.nics[i].mac;
+        g.slot_name = spec.nics[i].slot_name;
+        g.slot_from = spec.nics[i].key;
         if (i == 0 && options.use_dhcp) {
             g.addressing = Addressing::dhcp;
         } else if (i == 0 && !options.static_cidr.empty()) {

@@ -134,11 +134,17 @@ nlohmann::json build_summary(const Journal& journal) {
     }
     s["nics"] = nics;
 
-    const auto& gn = journal.stage("guest-net");
+    const auto& agent_net = journal.stage("net-prep-agent");
+    const bool in_guest = agent_net.state == StageState::done;
+    const auto& gn = in_guest ? agent_net : journal.stage("guest-net");
     nlohmann::json net = {{"requested", plan_stage.value("net_prep", "")},
                           {"state", stage_state_name(gn.state)}};
+    if (agent_net.state == StageState::skipped &&
+        plan_stage.value("net_prep", "") == std::string("auto")) {
+        net["agent_skipped"] = agent_net.result.value("skipped", "");
+    }
     if (gn.state == StageState::done) {
-        net["method"] = "offline";
+        net["method"] = in_guest ? "agent" : "offline";
         net["stack"] = gn.result.value("method", "");
         net["files_changed"] = gn.result.value("files", nlohmann::json::array());
         net["root"] = gn.result.value("root", "");
@@ -230,6 +236,9 @@ std::string render_summary_markdown(const nlohmann::json& s) {
     }
     if (net.contains("reason")) {
         md << " — " << net.value("reason", "");
+    }
+    if (net.contains("agent_skipped")) {
+        md << "; not in the guest: " << net.value("agent_skipped", "");
     }
     md << "\n";
     for (const auto& f : net.value("files_changed", nlohmann::json::array())) {

@@ -63,7 +63,8 @@ nlohmann::json to_json(const VmSpec& spec) {
                         {"bridge", n.bridge},
                         {"vlan", n.vlan < 0 ? nlohmann::json(nullptr) : nlohmann::json(n.vlan)},
                         {"mtu", n.mtu == 0 ? nlohmann::json(nullptr) : nlohmann::json(n.mtu)},
-                        {"ip_addresses", n.ip_addresses}});
+                        {"ip_addresses", n.ip_addresses},
+                        {"slot_name", n.slot_name}});
     }
     return {{"source", spec.source},
             {"vmid", spec.vmid},
@@ -182,6 +183,9 @@ Result<VmSpec> vm_spec_from_json(const nlohmann::json& j) {
         VMLIFT_RETURN_IF_ERROR(get(n, "vlan", nic.vlan, where));
         VMLIFT_RETURN_IF_ERROR(get(n, "mtu", nic.mtu, where));
         VMLIFT_RETURN_IF_ERROR(get(n, "ip_addresses", nic.ip_addresses, where));
+        if (n.contains("slot_name") && n["slot_name"].is_string()) {
+            nic.slot_name = n["slot_name"].get<std::string>();  // absent in older journals
+        }
         s.nics.push_back(std::move(nic));
     }
     return s;

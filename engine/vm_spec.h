@@ -45,6 +45,10 @@ struct NicSpec {
     int vlan = -1;                          // -1: untagged
     int mtu = 0;                            // 0: the bridge's
     std::vector<std::string> ip_addresses;  // CIDR, from the guest agent
+    // The name the guest's kernel gives this NIC by the source hypervisor's
+    // slot convention (Proxmox net0..net5 sit in PCI slots 18..23: ens18..
+    // ens23); "" when there is no such convention.
+    std::string slot_name = {};
 };
 
 struct VmSpec {

@@ -1,6 +1,39 @@
 #include "connectors/proxmox/pve_migration.h"
 
 namespace vmlift::proxmox {
+namespace {
+
+class PveGuestExec : public GuestExec {
+  public:
+    explicit PveGuestExec(PveSource& source) : m_source(source) {}
+    std::string describe() const override {
+        return "the guest agent of VM " + std::to_string(m_source.vmid()) + " on " +
+               m_source.node();
+    }
+    Result<GuestExecResult> exec(const std::vector<std::string>& argv,
+                                 const std::string& input) override {
+        auto r = m_source.agent_exec(argv, input, std::chrono::seconds(120));
+        if (!r.ok()) {
+            const std::string& m = r.status().message();
+            if (m.find("guest agent is not running") != std::string::npos ||
+                m.find("No QEMU guest agent configured") != std::string::npos) {
+                return Status(Code::unreachable, m);
+            }
+            return r.status();
+        }
+        GuestExecResult out;
+        out.exit_code = r->exit_code;
+        out.out = std::move(r->out);
+        out.err = std::move(r->err);
+        out.truncated = r->out_truncated;
+        return out;
+    }
+
+  private:
+    PveSource& m_source;
+};
+
+}  // namespace
 
 Status PveMigrationSource::located() {
     if (!m_located) {
@@ -67,6 +100,20 @@ Status PveMigrationSource::mark_migrated(const std::string& note) {
 Status PveMigrationSource::unmark() {
     VMLIFT_RETURN_IF_ERROR(located());
     return m_source.unmark();
+}
+
+}  // namespace vmlift::proxmox
+
+namespace vmlift::proxmox {
+
+GuestExec* PveMigrationSource::guest_exec() {
+    if (!located().ok()) {
+        return nullptr;
+    }
+    if (!m_guest) {
+        m_guest = std::make_unique<PveGuestExec>(m_source);
+    }
+    return m_guest.get();
 }
 
 }  // namespace vmlift::proxmox

@@ -5,10 +5,14 @@
 //   inspect() locates the VM (VMID or unique name) and reads it; the other
 //   calls act on that VM. preflight() adds the checks only the source can
 //   make: lock, HA management and the paused state (check_actionable), and
-//   pending changes. running() reads status/current.
+//   pending changes. running() reads status/current. guest_exec() runs
+//   commands in the guest through agent/exec and polls agent/exec-status
+//   (two minutes per command); a guest agent that does not answer is
+//   `unreachable`.
 // Thread safety: none.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "connectors/proxmox/pve_source.h"
@@ -29,6 +33,7 @@ class PveMigrationSource : public MigrationSource {
     Status start() override;
     Status mark_migrated(const std::string& note) override;
     Status unmark() override;
+    GuestExec* guest_exec() override;
 
   private:
     Status located();
@@ -37,6 +42,7 @@ class PveMigrationSource : public MigrationSource {
     std::string m_url;
     std::string m_vm;
     bool m_located = false;
+    std::unique_ptr<GuestExec> m_guest;
 };
 
 }  // namespace vmlift::proxmox

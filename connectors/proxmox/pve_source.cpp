@@ -391,6 +391,8 @@ Result<AgentExecResult> PveSource::agent_exec(const std::vector<std::string>& ar
             r.exit_code = code.empty() ? -1 : std::stoi(code);
             r.out = json_text(*status, "out-data");
             r.err = json_text(*status, "err-data");
+            const std::string truncated = json_text(*status, "out-truncated");
+            r.out_truncated = truncated == "1" || truncated == "true";
             return r;
         }
         if (waited >= timeout) {

@@ -53,6 +53,7 @@ struct AgentExecResult {
     int exit_code = -1;
     std::string out;
     std::string err;
+    bool out_truncated = false;
 };
 
 class PveSource {

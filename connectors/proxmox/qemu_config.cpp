@@ -266,6 +266,12 @@ void add_nic(VmSpec& spec, const std::string& key, const std::string& value) {
     auto props = parse_property_string(value, "model");
     NicSpec nic;
     nic.key = key;
+    // qemu-server's PCI map puts net0..net5 at bus 0, slots 18..23, which
+    // systemd's predictable naming turns into ens18..ens23; net6 and later
+    // sit behind a PCI bridge, where the name depends on the guest.
+    if (key.size() == 4 && key.compare(0, 3, "net") == 0 && key[3] >= '0' && key[3] <= '5') {
+        nic.slot_name = "ens" + std::to_string(18 + (key[3] - '0'));
+    }
     for (const auto& model : nic_models()) {
         if (props.count(model)) {
             nic.model = model;

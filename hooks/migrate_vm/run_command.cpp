@@ -478,6 +478,7 @@ int run_rollback(Context& ctx, const RunDirOptions& d) {
     }
     RollbackOptions ro;
     ro.start_source = d.start_source;
+    ro.local = &ctx.runner;
     Status st =
         rollback_migration(*(*session)->source, *(*session)->target, *journal, ctx.logger, ro);
     if (!st.ok()) {

@@ -3,6 +3,7 @@
 // the TrueNAS simulator on the lab host "truenas" (zvols are sparse files
 // there), real sshd on both, the controller in the root namespace.
 #include <signal.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -142,7 +143,33 @@ class MigrateRun : public ::testing::Test {
     }
 
     // The source: VM 101 "web01", UEFI, a data disk and an EFI vars disk, two NICs.
-    void start_pve(uint64_t disk_size = 64 * k_mib, bool every_chunk = false) {
+    // A running guest for the agent: a root folder with busybox's sh, tar
+    // and base64, and an Ubuntu-style netplan that names ens18 and ens19
+    // without MACs (Proxmox's net0 and net1).
+    static constexpr const char* k_guest_netplan =
+        "network:\n  version: 2\n  ethernets:\n    ens18:\n      addresses:\n"
+        "      - 198.18.250.77/24\n      routes:\n      - to: default\n"
+        "        via: 198.18.250.1\n    ens19:\n      dhcp4: true\n";
+    std::string guest_root() const { return m_home.file("guest"); }
+    void make_live_guest() {
+        namespace fs = std::filesystem;
+        const std::string g = guest_root();
+        for (const char* d : {"bin", "tmp", "etc/netplan", "etc/cloud/cloud.cfg.d"}) {
+            fs::create_directories(g + "/" + d);
+        }
+        fs::copy_file("/bin/busybox", g + "/bin/busybox");
+        for (const char* tool : {"sh", "tar", "base64", "mktemp", "rm", "sync", "cat"}) {
+            fs::create_symlink("busybox", g + "/bin/" + tool);
+        }
+        write_all(g + "/etc/cloud/cloud.cfg", "datasource_list: [NoCloud]\n");
+        write_all(g + "/etc/netplan/00-installer-config.yaml", k_guest_netplan);
+    }
+
+    void start_pve(uint64_t disk_size = 64 * k_mib, bool every_chunk = false,
+                   bool live_guest = false) {
+        if (live_guest) {
+            make_live_guest();
+        }
         make_disk(disk_path(), disk_size, 7, every_chunk);
         make_disk(efi_path(), 540672, 8, true);
         write_all(m_home.file("101.conf"),
@@ -178,7 +205,8 @@ class MigrateRun : public ::testing::Test {
                      {{{"ip-address", "198.18.250.77"},
                        {"ip-address-type", "ipv4"},
                        {"prefix", 24}}}}}}},
-                 {"osinfo", {{"pretty-name", "Debian GNU/Linux 12 (bookworm)"}}}}},
+                 {"osinfo", {{"pretty-name", "Debian GNU/Linux 12 (bookworm)"}}},
+                 {"root", live_guest ? "guest" : ""}}},
                {"volumes",
                 {{"local:101/vm-101-disk-0.raw", disk_path()},
                  {"local:101/vm-101-disk-1.raw", efi_path()}}},
@@ -429,6 +457,63 @@ TEST_F(MigrateRun, MovesTwoDisksAndTwoNicsAndWritesTheSummary) {
     EXPECT_EQ(status->exit.code, 0);
     EXPECT_NE(status->out.find("succeeded"), std::string::npos) << status->out;
     EXPECT_NE(status->out.find("done   "), std::string::npos) << status->out;
+}
+
+// --net-prep agent: the running source rewrites its own netplan through the
+// guest agent before shutdown (names from Proxmox's slot convention, as the
+// guest's config has no MACs); rollback --start-source puts it back.
+TEST_F(MigrateRun, AgentNetPrepRewritesTheRunningGuestAndRollbackRestoresIt) {
+    if (::access("/bin/busybox", X_OK) != 0) {
+        GTEST_SKIP() << "needs /bin/busybox (busybox-static) for the simulated guest";
+    }
+    start_pve(64 * k_mib, false, true);
+    start_truenas();
+    auto plan = run_args("plan");
+    plan.insert(plan.end(), {"--net-prep", "agent"});
+    auto p = migrate(plan);
+    ASSERT_TRUE(p.ok());
+    EXPECT_EQ(p->exit.code, 0) << p->out << p->err;
+    EXPECT_NE(p->out.find("[ok  ] guest agent"), std::string::npos) << p->out;
+
+    auto args = run_args("run");
+    args.insert(args.end(), {"--yes", "--net-prep", "agent", "--target-ip", truenas_ip(),
+                             "--skip-ip-conflict-check"});
+    auto r = migrate(args);
+    ASSERT_TRUE(r.ok());
+    ASSERT_EQ(r->exit.code, 0) << r->err;
+    const std::string run = only_run_dir();
+    auto summary = json_file(run + "/summary.json");
+    EXPECT_EQ(summary["state"], "succeeded");
+    EXPECT_EQ(summary["network_prep"]["method"], "agent") << summary["network_prep"].dump();
+    EXPECT_EQ(summary["network_prep"]["stack"], "netplan");
+    EXPECT_NE(summary["network_prep"]["files_changed"].dump().find("/etc/netplan/50-vmlift.yaml"),
+              std::string::npos)
+        << summary["network_prep"].dump();
+    auto journal = json_file(run + "/journal.json");
+    EXPECT_NE(journal.dump().find("done in the guest through its agent"), std::string::npos);
+
+    const std::string ours = read_all(guest_root() + "/etc/netplan/50-vmlift.yaml");
+    EXPECT_NE(ours.find("macaddress: \"bc:24:11:00:01:01\""), std::string::npos) << ours;
+    EXPECT_NE(ours.find("macaddress: \"bc:24:11:00:01:02\""), std::string::npos) << ours;
+    EXPECT_NE(ours.find("set-name: ens19"), std::string::npos) << ours;
+    EXPECT_NE(ours.find("198.18.250.77/24"), std::string::npos) << ours;
+    EXPECT_FALSE(std::filesystem::exists(guest_root() + "/etc/netplan/00-installer-config.yaml"));
+    EXPECT_EQ(read_all(guest_root() + "/etc/netplan/vmlift-backup/00-installer-config.yaml"),
+              k_guest_netplan);
+    EXPECT_TRUE(std::filesystem::exists(guest_root() +
+                                        "/etc/cloud/cloud.cfg.d/99-disable-network-config.cfg"));
+    EXPECT_NE(read_all(run + "/summary.md").find("ran: agent (netplan"), std::string::npos)
+        << read_all(run + "/summary.md");
+
+    auto rb = migrate({"rollback", run, "--start-source"});
+    ASSERT_TRUE(rb.ok());
+    ASSERT_EQ(rb->exit.code, 0) << rb->err;
+    EXPECT_EQ(read_all(guest_root() + "/etc/netplan/00-installer-config.yaml"), k_guest_netplan);
+    EXPECT_FALSE(std::filesystem::exists(guest_root() + "/etc/netplan/50-vmlift.yaml"));
+    EXPECT_FALSE(std::filesystem::exists(guest_root() + "/etc/netplan/vmlift-backup"
+                                                        "/00-installer-config.yaml"));
+    EXPECT_FALSE(std::filesystem::exists(guest_root() +
+                                         "/etc/cloud/cloud.cfg.d/99-disable-network-config.cfg"));
 }
 
 TEST_F(MigrateRun, PlanChecksEverythingAndChangesNothing) {

@@ -11,7 +11,10 @@ checked from the schema's `permissions`. Tasks get real UPIDs and run for a
 while. Locks, HA and the guest agent are honoured; a VM's hookscript runs on
 this host at pre-start, post-start, pre-stop and post-stop (a failing
 pre-start aborts the start). Volumes map to real files or block devices, so a
-migration can read them. POST /_sim/inject adds a one-shot error.
+migration can read them. POST /_sim/inject adds a one-shot error. A VM whose
+"agent" names a "root" folder has a live guest agent: agent/exec runs the
+command chrooted into that folder, in the background (exec-status polls it),
+so the folder acts as the running guest's root filesystem.
 
     pve_sim.py --cluster cluster.json --schema pve-api-schema-subset.json \
                --state DIR [--listen 127.0.0.1:0] [--auth-delay 3]
@@ -23,7 +26,8 @@ The cluster file:
    "storage": [{"storage": "local", "type": "dir", "path": "/var/lib/vz",
                 "content": "images,iso,snippets"}, ...],
    "vms": [{"vmid": 101, "node": "pve1", "config": "101.conf", "status": "running",
-            "ha": null, "agent": {"interfaces": [...], "osinfo": {...}},
+            "ha": null, "agent": {"interfaces": [...], "osinfo": {...},
+                                  "root": "guest-root-folder (optional)"},
             "volumes": {"local-lvm:vm-101-disk-0": "/path/to/file"},
             "shutdown_seconds": 1}]}
 Paths in it are relative to the cluster file. The state directory receives
@@ -262,6 +266,8 @@ class Cluster:
                   "config": current, "pending": pending, "pending_delete": pdel,
                   "snapshots": snaps, "status": v.get("status", "stopped"),
                   "ha": v.get("ha"), "agent": v.get("agent"),
+                  "guest_root": (os.path.join(base, v["agent"]["root"])
+                                 if (v.get("agent") or {}).get("root") else None),
                   "volumes": {k: os.path.join(base, p) for k, p in v.get("volumes", {}).items()},
                   "shutdown_seconds": float(v.get("shutdown_seconds", 1)),
                   "ignore_acpi": bool(v.get("ignore_acpi", False)),
@@ -596,21 +602,57 @@ def handle(cluster, method, template, params, user, is_ticket):
         if cmd == "exec":
             argv = params.get("command", [])
             argv = argv if isinstance(argv, list) else [argv]
-            pid = len(c.exec_results) + 1000
-            handler = vm["agent"].get("exec", {})
-            out = handler.get(" ".join(argv), {"exitcode": 0, "out-data": ""})
-            c.exec_results[pid] = dict(out, argv=argv, input=scalar(params, "input-data"))
+            with c.lock:
+                pid = len(c.exec_results) + 1000
+                c.exec_results[pid] = {"exited": 0}
+            if vm["guest_root"]:
+                run_in_guest(vm["guest_root"], argv, scalar(params, "input-data") or "",
+                             c.exec_results[pid])
+            else:
+                handler = vm["agent"].get("exec", {})
+                out = handler.get(" ".join(argv), {"exitcode": 0, "out-data": ""})
+                c.exec_results[pid].update(out, exited=1, argv=argv,
+                                           input=scalar(params, "input-data"))
             return {"pid": pid}
         if cmd == "exec-status":
             r = c.exec_results.get(int(scalar(params, "pid")))
             if r is None:
                 raise ApiError(500, "Agent error: Invalid parameter 'pid'")
-            return {"exited": 1, "exitcode": r.get("exitcode", 0), "out-data": r.get("out-data", ""),
-                    "err-data": r.get("err-data", "")}
+            if not r.get("exited"):
+                return {"exited": 0}
+            out = {"exited": 1, "exitcode": r.get("exitcode", 0),
+                   "out-data": r.get("out-data", ""), "err-data": r.get("err-data", "")}
+            if r.get("out-truncated"):
+                out["out-truncated"] = 1
+            return out
         if cmd == "file-write":
             c.files_written[scalar(params, "file")] = scalar(params, "content")
             return None
     raise ApiError(501, "Method '%s %s' not implemented" % (method, template))
+
+
+# qemu-guest-agent keeps at most 16 MiB of a command's output.
+GUEST_EXEC_MAX_OUTPUT = 16 << 20
+
+
+def run_in_guest(root, argv, input_data, entry):
+    """A running guest's agent: `argv` runs chrooted into the guest's root
+    folder, in the background, as guest-exec does; exec-status polls it."""
+    def work():
+        try:
+            p = subprocess.run(["chroot", root] + argv, input=input_data.encode(),
+                               capture_output=True, timeout=120)
+            out = p.stdout
+            if len(out) > GUEST_EXEC_MAX_OUTPUT:
+                out = out[:GUEST_EXEC_MAX_OUTPUT]
+                entry["out-truncated"] = 1
+            entry.update({"exitcode": p.returncode,
+                          "out-data": out.decode("utf-8", "replace"),
+                          "err-data": p.stderr.decode("utf-8", "replace")})
+        except (OSError, subprocess.TimeoutExpired) as e:
+            entry.update({"exitcode": 127, "err-data": str(e)})
+        entry["exited"] = 1
+    threading.Thread(target=work, daemon=True).start()
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -141,6 +141,42 @@ TEST_F(GuestNet, TwoNicsDhcpAndStaticByOption) {
     }
 }
 
+// Proxmox's net0/net1 are ens18/ens19 in the guest: a config that names
+// them without MACs is matched by that convention, and the plan says so.
+TEST_F(GuestNet, NamesNicsBySlotConventionWhenTheConfigHasNoMacs) {
+    write_all(m_root.file("etc/netplan/00-installer-config.yaml"),
+              "network:\n  version: 2\n  ethernets:\n    ens19:\n      dhcp4: true\n"
+              "    ens18:\n      addresses: [198.18.5.10/24]\n");
+    GuestNic a{"bc:24:11:aa:bb:01", "", Addressing::keep, {}, "", {}, "ens18", "net0"};
+    GuestNic b{"bc:24:11:aa:bb:02", "", Addressing::keep, {}, "", {}, "ens19", "net1"};
+    auto plan = plan_guest_net(m_root.path(), {a, b});
+    ASSERT_TRUE(plan.ok()) << plan.status().message();
+    EXPECT_EQ(plan->nics[0].name, "ens18");
+    EXPECT_EQ(plan->nics[0].addresses, std::vector<std::string>{"198.18.5.10/24"});
+    EXPECT_EQ(plan->nics[1].name, "ens19");
+    EXPECT_EQ(plan->nics[1].addressing, Addressing::dhcp);
+    ASSERT_EQ(plan->warnings.size(), 2u);
+    EXPECT_NE(plan->warnings[0].find("slot convention (net0 is ens18"), std::string::npos)
+        << plan->warnings[0];
+
+    // Without the convention the same guest is ambiguous.
+    a.slot_name.clear();
+    b.slot_name.clear();
+    EXPECT_EQ(plan_guest_net(m_root.path(), {a, b}).status().code(), Code::invalid_input);
+
+    // An interface of that name that carries another MAC is not this NIC.
+    write_all(m_root.file("etc/netplan/00-installer-config.yaml"),
+              "network:\n  version: 2\n  ethernets:\n    ens18:\n      match:\n"
+              "        macaddress: bc:24:11:00:00:99\n      dhcp4: true\n"
+              "    ens19:\n      dhcp4: true\n");
+    a.slot_name = "ens18";
+    b.slot_name = "ens19";
+    auto other = plan_guest_net(m_root.path(), {a, b});
+    EXPECT_EQ(other.status().code(), Code::invalid_input);
+    EXPECT_NE(other.status().message().find("bc:24:11:aa:bb:01"), std::string::npos)
+        << other.status().message();
+}
+
 TEST_F(GuestNet, RefusesWhatItCannotDoCleanly) {
     EXPECT_EQ(plan_guest_net(m_root.path(),
                              {{"bc:24:11:aa:bb:01", "ens18", Addressing::dhcp, {}, "", {}}})

@@ -379,6 +379,14 @@ TEST(QemuConfig, SectionsPendingCloudinitAndSnapshots) {
     ASSERT_EQ(s.nics.size(), 2u);
     EXPECT_EQ(s.nics[0].vlan, 20);
     EXPECT_EQ(s.nics[1].mtu, 9000);
+    EXPECT_EQ(s.nics[0].slot_name, "ens18");  // PCI slot 18 (qemu-server's PCI map)
+    EXPECT_EQ(s.nics[1].slot_name, "ens19");
+    EXPECT_EQ(vm_spec_from_config({{"net6", "virtio=BC:24:11:AA:BB:07,bridge=vmbr0"}},
+                                  {"file:x", 121, "", nullptr})
+                  .nics[0]
+                  .slot_name,
+              "")
+        << "net6 and later sit behind a bridge: no convention";
     EXPECT_EQ(s.disks[0].boot_index, 0);
     EXPECT_EQ(s.disks[1].boot_index, -1);
 
