@@ -10,7 +10,7 @@ libcurl4-openssl-dev libyaml-cpp-dev nlohmann-json3-dev libzstd-dev libssh2-1-de
 libgtest-dev libgmock-dev libxxhash-dev libcli11-dev libssl-dev clang-format"
 TEST_PKGS="openssh-server openssh-client iproute2 lvm2 gdisk e2fsprogs xfsprogs
 qemu-utils zstd python3 python3-websockets python3-jsonschema netplan.io fdisk procps util-linux coreutils openssl time
-qemu-system-x86 ovmf seabios debootstrap curl busybox-static"
+qemu-system-x86 ovmf seabios debootstrap curl busybox-static libnbd-bin fuse3"
 
 missing=""
 for p in $BUILD_PKGS $TEST_PKGS; do

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -240,9 +241,92 @@ void GuestRoot::save_state() {
         fs::create_directories(m_options.state_dir, ec);
         m_state_file = m_options.state_dir + "/" + std::to_string(::getpid()) + ".json";
     }
-    nlohmann::json j = {
-        {"pid", ::getpid()}, {"loops", m_loops}, {"mount", m_mounted ? m_mount : ""}};
+    nlohmann::json j = {{"pid", ::getpid()},
+                        {"loops", m_loops},
+                        {"mount", m_mounted ? m_mount : ""},
+                        {"nbd_device", m_nbd_device},
+                        {"fuse_mount", m_fuse_mount}};
     std::ofstream(m_state_file) << j.dump() << "\n";
+}
+
+namespace {
+
+// `path` is in /proc/mounts (octal escapes for spaces and the like).
+bool is_mount_point(const std::string& path) {
+    std::ifstream in("/proc/mounts");
+    std::string line;
+    while (std::getline(in, line)) {
+        std::istringstream w(line);
+        std::string dev, mp;
+        if (w >> dev >> mp && mp == path) {
+            return true;
+        }
+    }
+    return false;
+}
+
+}  // namespace
+
+Status GuestRoot::connect_nbd() {
+    const std::string& uri = m_options.nbd_uri;
+    const std::string& dev = m_options.nbd_device;
+    std::error_code ec;
+    if (!dev.empty() && fs::exists("/sys/block/" + fs::path(dev).filename().string(), ec)) {
+        auto r = run({"qemu-nbd", "--connect=" + dev, "--format=raw", uri});
+        if (!r.ok()) {
+            return Status(r.status().code(),
+                          "cannot connect " + dev + " to " + uri + ": " + r.status().message());
+        }
+        m_nbd_device = dev;
+        save_state();
+        m_options.device = dev;
+        return {};
+    }
+    // No nbd module: nbdfuse shows the export as the file DIR/disk.
+    const std::string dir = m_options.state_dir + "/nbd-" + std::to_string(::getpid());
+    fs::create_directories(dir, ec);
+    if (ec) {
+        return Status(Code::io_error, "cannot create " + dir + ": " + ec.message());
+    }
+    const std::string pid_file = dir + ".pid";
+    const std::string log_file = dir + ".log";
+    fs::remove(pid_file, ec);
+    ProcessSpec spec;
+    spec.argv = {"nbdfuse", "-P", pid_file, dir + "/disk", uri};
+    spec.env = default_tool_env();
+    spec.stderr_redirect = Redirect::truncate_to(log_file);
+    auto p = m_runner.start(spec);
+    if (!p.ok()) {
+        return Status(p.status().code(),
+                      "neither the nbd kernel module (" + dev +
+                          ") nor nbdfuse (libnbd-bin) is available: " + p.status().message());
+    }
+    m_nbdfuse = std::move(*p);
+    m_fuse_mount = dir;
+    save_state();
+    for (int i = 0; i < 300; ++i) {
+        if (fs::file_size(pid_file, ec) > 0 && !ec) {
+            m_options.device = dir + "/disk";
+            return {};
+        }
+        if (m_nbdfuse->try_wait()) {
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    std::string why;
+    {
+        std::ifstream in(log_file);
+        std::string line;
+        while (std::getline(in, line)) {
+            if (!line.empty()) {
+                why = line;
+            }
+        }
+    }
+    return Status(Code::unreachable, "cannot reach the NBD export " + uri +
+                                         " (nbdfuse: " + (why.empty() ? "no answer in 30 s" : why) +
+                                         "); check --nbd-host/--nbd-port and the server");
 }
 
 Result<std::string> GuestRoot::attach(uint64_t offset, uint64_t length) {
@@ -298,6 +382,42 @@ Status GuestRoot::close() {
         }
     }
     m_loops.clear();
+    if (!m_fuse_mount.empty()) {
+        // The loop devices let go of the file asynchronously: retry briefly.
+        Status st;
+        for (int i = 0; i < 50 && is_mount_point(m_fuse_mount); ++i) {
+            auto r = run({"fusermount3", "-u", m_fuse_mount});
+            st = r.ok() ? Status() : r.status();
+            if (st.ok()) {
+                break;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        if (m_nbdfuse) {
+            for (int i = 0; i < 50 && !m_nbdfuse->try_wait(); ++i) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            }
+            (void)m_nbdfuse->terminate(std::chrono::milliseconds(2000));
+            m_nbdfuse.reset();
+        }
+        if (st.ok()) {
+            std::error_code ec;
+            fs::remove(m_fuse_mount, ec);
+            fs::remove(m_fuse_mount + ".pid", ec);
+            fs::remove(m_fuse_mount + ".log", ec);
+            m_fuse_mount.clear();
+        } else if (first.ok()) {
+            first = st;
+        }
+    }
+    if (!m_nbd_device.empty()) {
+        auto r = run({"qemu-nbd", "--disconnect", m_nbd_device});
+        if (r.ok()) {
+            m_nbd_device.clear();
+        } else if (first.ok()) {
+            first = r.status();
+        }
+    }
     if (m_temp_dir && !m_mount.empty()) {
         std::error_code ec;
         fs::remove(m_mount, ec);
@@ -320,6 +440,9 @@ void GuestRoot::clean_leftovers(ProcessRunner& runner, Logger& log, const std::s
         return;
     }
     for (const auto& e : fs::directory_iterator(state_dir, ec)) {
+        if (e.path().extension() != ".json" || !e.is_regular_file(ec)) {
+            continue;  // nbdfuse mount points and their pid and log files
+        }
         std::ifstream in(e.path());
         auto j = nlohmann::json::parse(in, nullptr, false);
         if (!j.is_object()) {
@@ -333,6 +456,8 @@ void GuestRoot::clean_leftovers(ProcessRunner& runner, Logger& log, const std::s
         dead.m_mount = j.value("mount", std::string());
         dead.m_mounted = !dead.m_mount.empty();
         dead.m_loops = j.value("loops", std::vector<std::string>{});
+        dead.m_nbd_device = j.value("nbd_device", std::string());
+        dead.m_fuse_mount = j.value("fuse_mount", std::string());
         dead.m_state_file = e.path().string();
         log.warn("guest-disk", "cleaning up after a run that died: " + j.dump());
         (void)dead.close();
@@ -341,9 +466,13 @@ void GuestRoot::clean_leftovers(ProcessRunner& runner, Logger& log, const std::s
 }
 
 Result<std::unique_ptr<GuestRoot>> GuestRoot::open(ProcessRunner& runner, Logger& log,
-                                                   const GuestDiskOptions& options) {
-    clean_leftovers(runner, log, options.state_dir);
-    std::unique_ptr<GuestRoot> g(new GuestRoot(runner, log, options));
+                                                   const GuestDiskOptions& requested) {
+    clean_leftovers(runner, log, requested.state_dir);
+    std::unique_ptr<GuestRoot> g(new GuestRoot(runner, log, requested));
+    if (!requested.nbd_uri.empty()) {
+        VMLIFT_RETURN_IF_ERROR(g->connect_nbd());
+    }
+    const GuestDiskOptions& options = g->m_options;  // device set by connect_nbd()
     auto cancelled = [&] { return options.cancelled && options.cancelled(); };
     struct stat st {};
     if (::stat(options.device.c_str(), &st) != 0) {

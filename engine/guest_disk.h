@@ -17,6 +17,7 @@
 //   /etc/os-release and an /etc/fstab that mounts it at "/".
 //   Failures are invalid_input (no root, wrong --vg-name, unusable LV)
 //   or io_error naming the tool, and leave nothing behind.
+//   An NBD export (nbd_uri) is connected first and disconnected last.
 //   Teardown (close(), or the destructor) unmounts and detaches in reverse
 //   order. Every loop and mount is recorded in a state file under
 //   state_dir first; clean_leftovers() removes what a run that died left.
@@ -39,6 +40,12 @@ namespace vmlift {
 
 struct GuestDiskOptions {
     std::string device;  // image file or block device holding the copied disk
+    // Instead of `device`: an NBD export of the copy (nbd://HOST:PORT[/NAME]).
+    // With the nbd kernel module (`nbd_device` present in /sys/block) it is
+    // connected with `qemu-nbd --connect`; otherwise `nbdfuse` (libnbd-bin)
+    // shows it as a file under state_dir, which a loop device then reads.
+    std::string nbd_uri;
+    std::string nbd_device = "/dev/nbd0";
     std::string vg_name;
     std::string lv_name;
     std::string mount_point;  // "" = a temporary directory
@@ -79,6 +86,7 @@ class GuestRoot {
   private:
     GuestRoot(ProcessRunner& runner, Logger& log, GuestDiskOptions options)
         : m_runner(runner), m_log(log), m_options(std::move(options)) {}
+    Status connect_nbd();
     Result<std::string> attach(uint64_t offset, uint64_t length);
     Status mount(const std::string& device, const std::string& type);
     void unmount();
@@ -89,6 +97,9 @@ class GuestRoot {
     Logger& m_log;
     GuestDiskOptions m_options;
     std::vector<std::string> m_loops;
+    std::string m_nbd_device;  // kernel client connected
+    std::string m_fuse_mount;  // nbdfuse mount point
+    std::unique_ptr<Process> m_nbdfuse;
     std::string m_mount;
     bool m_mounted = false;
     bool m_temp_dir = false;

@@ -13,10 +13,11 @@ Result<nlohmann::json> edit_guest_disk_remote(SshTransport& host, const RemoteEd
     if (!agent.ok()) {
         return agent.status();
     }
-    std::vector<std::string> argv = {*agent,      "edit-guest", "--device",
-                                     disk.device, "--nics",     nics_to_json(nics).dump()};
+    std::vector<std::string> argv = {*agent, "edit-guest", "--nics", nics_to_json(nics).dump()};
     for (const auto& [flag, value] :
-         {std::pair{"--vg-name", disk.vg_name}, std::pair{"--lv-name", disk.lv_name},
+         {std::pair{"--device", disk.device}, std::pair{"--nbd-uri", disk.nbd_uri},
+          std::pair{"--nbd-device", disk.nbd_uri.empty() ? std::string() : disk.nbd_device},
+          std::pair{"--vg-name", disk.vg_name}, std::pair{"--lv-name", disk.lv_name},
           std::pair{"--mount-point", disk.mount_point}}) {
         if (!value.empty()) {
             argv.insert(argv.end(), {flag, value});

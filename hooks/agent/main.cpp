@@ -16,7 +16,8 @@
 //       Prints the saved chunk state (binary; nothing when there is none).
 //   vmlift-agent hashes --path DST --block-size B --state FILE
 //       Hashes DST and saves it as the confirmed state (delta baseline).
-//   vmlift-agent edit-guest --device DISK --nics JSON [--vg-name VG]
+//   vmlift-agent edit-guest --device DISK|--nbd-uri URI [--nbd-device DEV] --nics JSON [--vg-name
+//   VG]
 //                     [--lv-name LV] [--mount-point DIR] [--dry-run]
 //       Rewrites the network config on the copied disk DISK on this host
 //       (engine/guest_disk.h); prints the result JSON on stdout.
@@ -235,6 +236,9 @@ int run_recv(const ReceiverOptions& options) {
 }
 
 int run_edit_guest(const GuestDiskOptions& options, const std::string& nics_text, bool dry_run) {
+    if (options.device.empty() == options.nbd_uri.empty()) {
+        return fail(Status(Code::invalid_input, "edit-guest: give --device or --nbd-uri"));
+    }
     auto parsed = nlohmann::json::parse(nics_text, nullptr, false);
     auto nics = nics_from_json(parsed);
     if (!nics.ok()) {
@@ -345,7 +349,9 @@ int main(int argc, char** argv) {
     std::string guest_nics;
     bool guest_dry_run = false;
     auto* g = app.add_subcommand("edit-guest", "rewrite the network config on a copied disk");
-    g->add_option("--device", guest.device)->required();
+    g->add_option("--device", guest.device);
+    g->add_option("--nbd-uri", guest.nbd_uri);
+    g->add_option("--nbd-device", guest.nbd_device);
     g->add_option("--nics", guest_nics)->required();
     g->add_option("--vg-name", guest.vg_name);
     g->add_option("--lv-name", guest.lv_name);

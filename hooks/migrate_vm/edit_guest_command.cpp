@@ -125,16 +125,16 @@ Result<nlohmann::json> edit_on_tool_host(Context& ctx, const EditGuestOptions& o
 }  // namespace
 
 int run_edit_guest(Context& ctx, const EditGuestOptions& o) {
-    if (o.target_mode == "nbd") {
-        return fail(ctx, Status(Code::invalid_input,
-                                "--target-mode nbd is not in this version; copy to a block "
-                                "device or image and use --target-mode local --local-dev-path"));
-    }
-    if (o.target_mode != "local") {
+    if (o.target_mode != "local" && o.target_mode != "nbd") {
         return fail(ctx, Status(Code::invalid_input, "--target-mode is nbd or local"));
     }
-    if (o.local_dev_path.empty()) {
+    if (o.target_mode == "local" && o.local_dev_path.empty()) {
         return fail(ctx, Status(Code::invalid_input, "--local-dev-path is required in local mode"));
+    }
+    if (o.target_mode == "nbd" && o.nbd_host.empty()) {
+        return fail(ctx, Status(Code::invalid_input,
+                                "--nbd-host is required in nbd mode (the host exporting the "
+                                "copied disk over NBD)"));
     }
     std::vector<GuestNic> nics;
     if (!o.target_mac.empty()) {
@@ -173,7 +173,14 @@ int run_edit_guest(Context& ctx, const EditGuestOptions& o) {
     ::sigaction(SIGINT, &sa, nullptr);
     ::sigaction(SIGTERM, &sa, nullptr);
     GuestDiskOptions disk;
-    disk.device = o.local_dev_path;
+    if (o.target_mode == "nbd") {
+        const bool v6 = o.nbd_host.find(':') != std::string::npos;
+        disk.nbd_uri = "nbd://" + (v6 ? "[" + o.nbd_host + "]" : o.nbd_host) + ":" +
+                       std::to_string(o.nbd_port);
+        disk.nbd_device = o.nbd_device;
+    } else {
+        disk.device = o.local_dev_path;
+    }
     disk.vg_name = o.vg_name;
     disk.lv_name = o.lv_name;
     disk.mount_point = o.mount_point;

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -337,6 +338,132 @@ TEST_F(GuestDisk, OnAToolHostOverSsh) {
     EXPECT_EQ(bad->exit.code, 3) << bad->err;
     EXPECT_NE(bad->err.find("volume group nope is not on"), std::string::npos) << bad->err;
     expect_clean();
+}
+
+// --target-mode nbd: the copy is exported over NBD by qemu-nbd on one lab
+// host; the controller itself (dry run) and then the agent on another lab
+// host reach it. Without the nbd kernel module (as here) that is nbdfuse
+// plus a loop device; nothing stays mounted or attached afterwards.
+TEST_F(GuestDisk, OverNbdFromAnotherHost) {
+    std::string skip = testing_support::Lab::skip_reason();
+    if (!skip.empty()) {
+        GTEST_SKIP() << skip;
+    }
+    for (const char* tool : {"/usr/bin/nbdfuse", "/usr/bin/qemu-nbd", "/usr/bin/fusermount3"}) {
+        if (::access(tool, X_OK) != 0) {
+            GTEST_SKIP() << "needs " << tool << " (contrib/install-deps.sh installs it)";
+        }
+    }
+    auto lab = testing_support::Lab::create({"nbd", "tool"});
+    ASSERT_TRUE(lab.ok()) << lab.status().to_string();
+    sh({"truncate", "-s", "200M", m_img});
+    sh({"sfdisk", "-q", m_img}, "label: dos\n,+,83\n");
+    auto [off, size] = partition(1);
+    make_root(off, size, "ext4",
+              {{"etc/os-release", k_os},
+               {"etc/fstab", "LABEL=root / ext4 defaults 0 1\n"},
+               {"etc/netplan/00-installer-config.yaml",
+                "network:\n  version: 2\n  ethernets:\n    ens18:\n      dhcp4: true\n"}});
+    detach_all();
+    const std::string server_ip = (*lab)->ip("nbd");
+    ProcessSpec server;
+    server.argv = {"/bin/bash",    VMLIFT_SOURCE_DIR "/contrib/lab/lab.sh",
+                   "exec",         "--dir",
+                   (*lab)->dir(),  "nbd",
+                   "--",           "qemu-nbd",
+                   "--format=raw", "--bind=" + server_ip,
+                   "--port=10809", "--persistent",
+                   "--shared=4",   m_img};
+    server.env = default_tool_env();
+    server.stderr_redirect = Redirect::truncate_to(m_dir.file("qemu-nbd.log"));
+    auto nbd = m_runner.start(server);
+    ASSERT_TRUE(nbd.ok());
+    bool up = false;
+    for (int i = 0; i < 100 && !up; ++i) {
+        ProcessSpec probe;
+        probe.argv = {"nbdinfo", "--size", "nbd://" + server_ip + ":10809"};
+        probe.env = default_tool_env();
+        auto r = run_captured(m_runner, probe);
+        up = r.ok() && r->exit.success();
+        if (!up) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+    }
+    ASSERT_TRUE(up) << read_all(m_dir.file("qemu-nbd.log"));
+    auto no_fuse_left = [&] {
+        const std::string mounts = read_all("/proc/mounts");
+        EXPECT_EQ(mounts.find("/nbd-"), std::string::npos) << mounts;
+        EXPECT_EQ(mounts.find("vmlift-guest-"), std::string::npos) << mounts;
+        EXPECT_EQ(sh({"losetup", "--list", "--noheadings", "-O", "BACK-FILE"}).find("/nbd-"),
+                  std::string::npos);
+        std::error_code ec;
+        for (const auto& e : std::filesystem::directory_iterator("/run/vmlift/guest-disk", ec)) {
+            ADD_FAILURE() << "left behind: " << e.path();
+        }
+    };
+
+    // On this machine, a dry run.
+    ProcessSpec local;
+    local.argv = {VMLIFT_MIGRATE_VM, "--json",       "edit-guest-disk",
+                  "--target-mode",   "nbd",          "--nbd-host",
+                  server_ip,         "--target-mac", "bc:24:11:aa:bb:01",
+                  "--use-dhcp",      "--dry-run"};
+    local.env = default_tool_env();
+    local.timeout = std::chrono::seconds(120);
+    auto dry = run_captured(m_runner, local);
+    ASSERT_TRUE(dry.ok());
+    ASSERT_EQ(dry->exit.code, 0) << dry->err;
+    EXPECT_NE(nlohmann::json::parse(dry->out)["diff"].get<std::string>().find("50-vmlift.yaml"),
+              std::string::npos);
+    no_fuse_left();
+
+    // On the tool host, through its agent.
+    ProcessSpec remote;
+    remote.argv = {VMLIFT_MIGRATE_VM,
+                   "--json",
+                   "--known-hosts",
+                   (*lab)->known_hosts(),
+                   "--identity-file",
+                   (*lab)->client_key(),
+                   "edit-guest-disk",
+                   "--tool-host",
+                   (*lab)->ip("tool"),
+                   "--target-mode",
+                   "nbd",
+                   "--nbd-host",
+                   server_ip,
+                   "--target-mac",
+                   "bc:24:11:aa:bb:01",
+                   "--static-cidr",
+                   "198.18.9.19/24",
+                   "--gateway",
+                   "198.18.9.1"};
+    remote.env = default_tool_env();
+    remote.env.push_back("HOME=" + m_dir.path());
+    remote.timeout = std::chrono::seconds(120);
+    auto r = run_captured(m_runner, remote);
+    ASSERT_TRUE(r.ok());
+    ASSERT_EQ(r->exit.code, 0) << r->err;
+    EXPECT_EQ(nlohmann::json::parse(r->out)["method"], "netplan");
+    no_fuse_left();
+
+    // A port nobody serves: a clear error naming the export, nothing left.
+    local.argv = {VMLIFT_MIGRATE_VM, "edit-guest-disk",  "--target-mode", "nbd",
+                  "--nbd-host",      server_ip,          "--nbd-port",    "10899",
+                  "--target-mac",    "bc:24:11:aa:bb:01"};
+    auto refused = run_captured(m_runner, local);
+    ASSERT_TRUE(refused.ok());
+    EXPECT_EQ(refused->exit.code, exit_code_for(Code::unreachable)) << refused->err;
+    EXPECT_NE(refused->err.find("cannot reach the NBD export nbd://" + server_ip + ":10899"),
+              std::string::npos)
+        << refused->err;
+    no_fuse_left();
+
+    (*nbd)->terminate(std::chrono::milliseconds(2000));
+    std::string netplan = read_back_ext(off, size, "etc/netplan/50-vmlift.yaml");
+    detach_all();
+    EXPECT_NE(netplan.find("198.18.9.19/24"), std::string::npos) << netplan;
+    EXPECT_NE(netplan.find("macaddress: \"bc:24:11:aa:bb:01\""), std::string::npos) << netplan;
 }
 
 TEST_F(GuestDisk, NoRootIsAClearError) {
