@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -188,6 +189,9 @@ Result<std::vector<LvmExtent>> parse_lvm_metadata(const std::string& text) {
             continue;
         }
         const uint64_t extent = v["extent_size"].get<uint64_t>() * 512;
+        const std::string vg_id = v.value("id", std::string());
+        const int vg_pvs =
+            v.contains("physical_volumes") ? static_cast<int>(v["physical_volumes"].size()) : 0;
         std::map<std::string, uint64_t> pe_start;
         if (v.contains("physical_volumes")) {
             for (const auto& [pv, pvv] : v["physical_volumes"].items()) {
@@ -200,6 +204,8 @@ Result<std::vector<LvmExtent>> parse_lvm_metadata(const std::string& text) {
         for (const auto& [lv, lvv] : v["logical_volumes"].items()) {
             LvmExtent e;
             e.vg = vg;
+            e.vg_id = vg_id;
+            e.vg_pvs = vg_pvs;
             e.lv = lv;
             e.segments = static_cast<int>(lvv.value("segment_count", uint64_t{0}));
             if (lvv.contains("segment1")) {
@@ -214,10 +220,120 @@ Result<std::vector<LvmExtent>> parse_lvm_metadata(const std::string& text) {
                 }
                 e.length = seg.value("extent_count", uint64_t{0}) * extent;
             }
+            for (int n = 1; n <= e.segments; ++n) {
+                const std::string key = "segment" + std::to_string(n);
+                if (!lvv.contains(key) || !lvv[key].is_object()) {
+                    break;
+                }
+                const auto& seg = lvv[key];
+                LvmSegment s;
+                s.lv_offset = seg.value("start_extent", uint64_t{0}) * extent;
+                s.length = seg.value("extent_count", uint64_t{0}) * extent;
+                s.type = seg.value("type", std::string());
+                s.stripes = static_cast<int>(seg.value("stripe_count", uint64_t{0}));
+                const auto& st = seg.contains("stripes") ? seg["stripes"] : nlohmann::json();
+                if (st.is_array() && st.size() >= 2 && st[0].is_string() && st[1].is_number()) {
+                    s.pv = st[0].get<std::string>();
+                    s.offset = pe_start[s.pv] + st[1].get<uint64_t>() * extent;
+                }
+                e.segs.push_back(s);
+            }
             out.push_back(e);
         }
     }
     return out;
+}
+
+namespace {
+
+// LVM's device-mapper names double every '-' of the VG and LV names.
+std::string dm_escape(const std::string& s) {
+    std::string out;
+    for (char c : s) {
+        out += c;
+        if (c == '-') {
+            out += '-';
+        }
+    }
+    return out;
+}
+
+std::string dm_safe(const std::string& s) {
+    std::string out;
+    for (char c : s) {
+        const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' ||
+                        c == '+' || c == '-';
+        out += ok ? c : '_';
+    }
+    return out;
+}
+
+std::string trim(const std::string& s) {
+    const size_t a = s.find_first_not_of(" \t\r");
+    const size_t b = s.find_last_not_of(" \t\r");
+    return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
+}
+
+}  // namespace
+
+Result<DmPlan> plan_dm_activation(const std::vector<LvmExtent>& lvs, const std::string& pv_device,
+                                  const std::string& host_vgs, const std::string& tag,
+                                  const std::string& table_dir) {
+    if (lvs.empty()) {
+        return Status(Code::invalid_input, "no logical volume on " + pv_device);
+    }
+    const std::string& vg = lvs.front().vg;
+    if (lvs.front().vg_pvs > 1) {
+        return Status(Code::invalid_input, "volume group " + vg + " spans " +
+                                               std::to_string(lvs.front().vg_pvs) +
+                                               " physical volumes and only one is on this disk");
+    }
+    DmPlan plan;
+    std::istringstream in(host_vgs);
+    std::string line;
+    while (std::getline(in, line)) {
+        line = trim(line);
+        const size_t colon = line.find(':');
+        if (colon != std::string::npos && line.substr(0, colon) == vg &&
+            line.substr(colon + 1) != lvs.front().vg_id) {
+            plan.collision = true;
+        }
+    }
+    if (!plan.collision) {
+        const std::string config = "devices { global_filter = [ \"a|^" + pv_device +
+                                   "$|\", \"r|.*|\" ] use_devicesfile = 0 }";
+        plan.activate.push_back({"vgchange", "--activate", "y", "--config", config, vg});
+        plan.deactivate.push_back({"vgchange", "--activate", "n", "--config", config, vg});
+        for (const auto& lv : lvs) {
+            plan.devices[lv.vg + "/" + lv.lv] =
+                "/dev/mapper/" + dm_escape(vg) + "-" + dm_escape(lv.lv);
+        }
+        return plan;
+    }
+    for (const auto& lv : lvs) {
+        std::string table;
+        for (const auto& s : lv.segs) {
+            if (s.type != "striped" || s.stripes != 1 || s.pv.empty()) {
+                return Status(Code::invalid_input,
+                              lv.vg + "/" + lv.lv + " has a " + s.type +
+                                  " segment; the host has its own VG " + vg +
+                                  ", so the guest's is mapped without LVM, which only "
+                                  "handles linear segments");
+            }
+            table += std::to_string(s.lv_offset / 512) + " " + std::to_string(s.length / 512) +
+                     " linear " + pv_device + " " + std::to_string(s.offset / 512) + "\n";
+        }
+        if (table.empty()) {
+            continue;
+        }
+        const std::string name =
+            "vmlift-" + dm_safe(tag) + "-" + dm_safe(vg) + "-" + dm_safe(lv.lv);
+        plan.tables[name] = table;
+        plan.activate.push_back({"dmsetup", "create", name, table_dir + "/" + name + ".table"});
+        plan.deactivate.insert(plan.deactivate.begin(), {"dmsetup", "remove", name});
+        plan.devices[lv.vg + "/" + lv.lv] = "/dev/mapper/" + name;
+    }
+    return plan;
 }
 
 Result<std::string> GuestRoot::run(const std::vector<std::string>& argv) {
@@ -245,7 +361,8 @@ void GuestRoot::save_state() {
                         {"loops", m_loops},
                         {"mount", m_mounted ? m_mount : ""},
                         {"nbd_device", m_nbd_device},
-                        {"fuse_mount", m_fuse_mount}};
+                        {"fuse_mount", m_fuse_mount},
+                        {"dm_teardown", m_dm_teardown}};
     std::ofstream(m_state_file) << j.dump() << "\n";
 }
 
@@ -266,6 +383,11 @@ bool is_mount_point(const std::string& path) {
 }
 
 }  // namespace
+
+bool device_mapper_available() {
+    std::error_code ec;
+    return fs::exists("/dev/mapper/control", ec);
+}
 
 Status GuestRoot::connect_nbd() {
     const std::string& uri = m_options.nbd_uri;
@@ -375,6 +497,23 @@ Status GuestRoot::close() {
             m_mounted = false;
         }
     }
+    for (const auto& cmd : m_dm_teardown) {
+        auto r = run(cmd);
+        if (!r.ok() && first.ok()) {
+            first = r.status();
+        }
+    }
+    if (!m_dm_teardown.empty() && first.ok()) {
+        std::error_code ec;
+        const std::string prefix = "vmlift-" + std::to_string(::getpid()) + "-";
+        for (const auto& e : fs::directory_iterator(m_options.state_dir, ec)) {
+            const std::string name = e.path().filename().string();
+            if (name.rfind(prefix, 0) == 0 && e.path().extension() == ".table") {
+                fs::remove(e.path(), ec);
+            }
+        }
+    }
+    m_dm_teardown.clear();
     for (auto it = m_loops.rbegin(); it != m_loops.rend(); ++it) {
         auto r = run({"losetup", "-d", *it});
         if (!r.ok() && first.ok()) {
@@ -458,6 +597,7 @@ void GuestRoot::clean_leftovers(ProcessRunner& runner, Logger& log, const std::s
         dead.m_loops = j.value("loops", std::vector<std::string>{});
         dead.m_nbd_device = j.value("nbd_device", std::string());
         dead.m_fuse_mount = j.value("fuse_mount", std::string());
+        dead.m_dm_teardown = j.value("dm_teardown", std::vector<std::vector<std::string>>{});
         dead.m_state_file = e.path().string();
         log.warn("guest-disk", "cleaning up after a run that died: " + j.dump());
         (void)dead.close();
@@ -553,6 +693,38 @@ Result<std::unique_ptr<GuestRoot>> GuestRoot::open(ProcessRunner& runner, Logger
                 return Status(lvs.status().code(),
                               p.name + " of " + options.device + ": " + lvs.status().message());
             }
+            const bool wanted_vg =
+                !lvs->empty() && (options.vg_name.empty() || lvs->front().vg == options.vg_name);
+            std::optional<DmPlan> dm;
+            if (wanted_vg && options.use_device_mapper && device_mapper_available()) {
+                auto host_vgs =
+                    g->run({"vgs", "--noheadings", "--separator", ":", "-o", "vg_name,vg_uuid"});
+                auto plan = plan_dm_activation(*lvs, *loop, host_vgs.ok() ? *host_vgs : "",
+                                               std::to_string(::getpid()), options.state_dir);
+                if (!plan.ok()) {
+                    return Status(plan.status().code(), p.name + " of " + options.device + ": " +
+                                                            plan.status().message());
+                }
+                for (const auto& [dm_name, dm_table] : plan->tables) {
+                    std::ofstream(options.state_dir + "/" + dm_name + ".table") << dm_table;
+                }
+                // Recorded before anything is activated, so teardown and a
+                // later run's cleanup know it.
+                g->m_dm_teardown.insert(g->m_dm_teardown.begin(), plan->deactivate.begin(),
+                                        plan->deactivate.end());
+                g->save_state();
+                for (const auto& cmd : plan->activate) {
+                    VMLIFT_RETURN_IF_ERROR(g->run(cmd).status());
+                }
+                log.info("guest-disk",
+                         std::string(plan->collision
+                                         ? "the host has its own volume group " + lvs->front().vg +
+                                               ": the guest's LVs are mapped with dmsetup "
+                                               "under vmlift- names"
+                                         : "activated the guest's volume group " + lvs->front().vg +
+                                               " with a filter that admits only " + *loop));
+                dm = std::move(*plan);
+            }
             for (const auto& lv : *lvs) {
                 if (std::find(vgs_seen.begin(), vgs_seen.end(), lv.vg) == vgs_seen.end()) {
                     vgs_seen.push_back(lv.vg);
@@ -564,6 +736,17 @@ Result<std::unique_ptr<GuestRoot>> GuestRoot::open(ProcessRunner& runner, Logger
                     continue;
                 }
                 const std::string name = lv.vg + "/" + lv.lv;
+                if (dm) {
+                    const auto dev = dm->devices.find(name);
+                    if (dev == dm->devices.end()) {
+                        continue;
+                    }
+                    auto lv_type =
+                        g->run({"blkid", "-p", "-o", "value", "-s", "TYPE", dev->second});
+                    candidates.push_back(
+                        {dev->second, lv_type.ok() ? last_line(*lv_type) : "", name});
+                    continue;
+                }
                 if (lv.segments != 1 || lv.type != "striped" || lv.stripes != 1) {
                     std::string why = name + " has " + std::to_string(lv.segments) +
                                       " segment(s) of type " + lv.type +

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -46,6 +47,9 @@ struct GuestDiskOptions {
     // shows it as a file under state_dir, which a loop device then reads.
     std::string nbd_uri;
     std::string nbd_device = "/dev/nbd0";
+    // Activate LVM through device-mapper when the kernel has it
+    // (/dev/mapper/control); false: always map LVs with loop devices.
+    bool use_device_mapper = true;
     std::string vg_name;
     std::string lv_name;
     std::string mount_point;  // "" = a temporary directory
@@ -53,18 +57,58 @@ struct GuestDiskOptions {
     std::function<bool()> cancelled;
 };
 
+// One segment of a logical volume.
+struct LvmSegment {
+    uint64_t lv_offset = 0;  // bytes from the start of the LV
+    uint64_t length = 0;
+    std::string type;  // "striped" for linear
+    int stripes = 0;
+    std::string pv;       // pv0
+    uint64_t offset = 0;  // bytes from the start of that PV
+};
+
 // One logical volume found in LVM metadata.
 struct LvmExtent {
     std::string vg;
+    std::string vg_id;  // the VG's UUID
+    int vg_pvs = 0;     // physical volumes the VG spans
     std::string lv;
     int segments = 0;
     std::string type;  // "striped" for linear
     int stripes = 0;
     uint64_t offset = 0;  // bytes from the start of the PV
     uint64_t length = 0;
+    std::vector<LvmSegment> segs;
 };
 // Parses the text of `pvck --dump metadata` (one VG).
 Result<std::vector<LvmExtent>> parse_lvm_metadata(const std::string& text);
+
+// Reaching a guest VG's LVs through device-mapper, where the kernel has it.
+// Without a name collision: `vgchange -ay` (and `-an` after) for the guest's
+// VG under `--config` whose global_filter admits only the guest's PV device
+// (so the host's own filter, e.g. Proxmox's that hides nbd devices, and the
+// host's VGs are not involved), LVs at /dev/mapper/VG-LV. When the host has
+// a VG of the same name and another UUID (two `ubuntu-vg`s), LVM would
+// clash on the device names, so the guest's LVs are mapped with `dmsetup
+// create` under names of their own (vmlift-TAG-VG-LV), each linear segment
+// one table line, and never activated through LVM. Striped or other segment
+// types, and VGs spanning more than this PV, are invalid_input.
+struct DmPlan {
+    bool collision = false;
+    std::vector<std::vector<std::string>> activate;
+    std::vector<std::vector<std::string>> deactivate;  // run in this order
+    std::map<std::string, std::string> devices;        // "vg/lv" -> device path
+    // dmsetup name -> table; the caller writes each to table_dir/NAME.table
+    // before running `activate`.
+    std::map<std::string, std::string> tables;
+};
+// Whether this kernel has device-mapper (/dev/mapper/control).
+bool device_mapper_available();
+// host_vgs: "name:uuid" lines as `vgs --noheadings --separator : -o
+// vg_name,vg_uuid` prints them on the host.
+Result<DmPlan> plan_dm_activation(const std::vector<LvmExtent>& lvs, const std::string& pv_device,
+                                  const std::string& host_vgs, const std::string& tag,
+                                  const std::string& table_dir);
 
 class GuestRoot {
   public:
@@ -97,8 +141,9 @@ class GuestRoot {
     Logger& m_log;
     GuestDiskOptions m_options;
     std::vector<std::string> m_loops;
-    std::string m_nbd_device;  // kernel client connected
-    std::string m_fuse_mount;  // nbdfuse mount point
+    std::string m_nbd_device;                             // kernel client connected
+    std::string m_fuse_mount;                             // nbdfuse mount point
+    std::vector<std::vector<std::string>> m_dm_teardown;  // device-mapper, in order
     std::unique_ptr<Process> m_nbdfuse;
     std::string m_mount;
     bool m_mounted = false;
