@@ -5,6 +5,7 @@
 #include <fstream>
 #include <memory>
 
+#include "engine/io.h"
 #include "engine/upload.h"
 
 namespace vmlift {
@@ -34,43 +35,79 @@ Result<std::string> sha256_file_hex(const std::string& path) {
     return hex;
 }
 
-Result<std::string> deploy_agent(SshTransport& host, const std::string& local_agent,
-                                 const std::string& dir) {
+namespace {
+
+// $1 dir, $2 remote path, $3 SHA-256; stdin: the agent. Writes it unless the
+// same file is there, checks what arrived, then runs it once. Exit 90: no
+// directory; 91: the upload failed; 92: it arrived damaged; anything else
+// is the agent's own (126/127: it cannot run, e.g. noexec).
+constexpr const char* k_install =
+    "umask 077\n"
+    "mkdir -p \"$1\" || exit 90\n"
+    "sum() { sha256sum < \"$1\" | cut -d' ' -f1; }\n"
+    "if [ -f \"$2\" ] && [ \"$(sum \"$2\")\" = \"$3\" ]; then\n"
+    "  cat > /dev/null\n"
+    "else\n"
+    "  t=\"$2.vmlift-part.$$\"; trap 'rm -f \"$t\"' EXIT\n"
+    "  cat > \"$t\" || exit 91\n"
+    "  [ \"$(sum \"$t\")\" = \"$3\" ] || { echo \"damaged in transit\" >&2; exit 92; }\n"
+    "  chmod 0755 \"$t\" && mv -f \"$t\" \"$2\" || exit 91\n"
+    "  trap - EXIT\n"
+    "fi\n"
+    "agent=$2; shift 3\n"
+    "exec \"$agent\" \"$@\"\n";
+
+}  // namespace
+
+Result<DeployedAgent> deploy_agent(SshTransport& host, const std::string& local_agent,
+                                   const std::string& dir, const std::vector<std::string>& first) {
     auto sha = sha256_file_hex(local_agent);
     if (!sha.ok()) {
         return sha.status();
     }
+    auto source = FileSource::open(local_agent);
+    if (!source.ok()) {
+        return source.status();
+    }
     const std::string remote = dir + "/vmlift-agent-" + sha->substr(0, 16);
-    auto present = exec_checked(
-        host,
-        {"sh", "-c", "umask 077; mkdir -p \"$1\" && if [ -f \"$2\" ]; then sha256sum \"$2\"; fi",
-         "vmlift-deploy", dir, remote});
-    if (!present.ok()) {
-        return present.status().with_context("cannot prepare agent directory " + dir + " on " +
-                                             host.target().host);
+    StringSink out;
+    LimitedStringSink err(64 * 1024);
+    std::vector<std::string> argv = {"sh", "-c", k_install, "vmlift-deploy", dir, remote, *sha};
+    argv.insert(argv.end(), first.begin(), first.end());
+    auto exit = host.exec(argv, RunIo{source->get(), &out, &err});
+    if (!exit.ok()) {
+        return exit.status().with_context("deploying the agent to " + host.target().host);
     }
-    if (present->rfind(*sha, 0) != 0) {
-        auto sent = upload_file(host, local_agent, remote, 0755);
-        if (!sent.ok()) {
-            return sent.status();
-        }
+    const std::string why = last_line(err.str());
+    if (exit->kind == ExitStatus::Kind::exited && exit->code == 90) {
+        return Status(Code::remote_failed, "cannot prepare agent directory " + dir + " on " +
+                                               host.target().host + ": " + why);
     }
-    auto probe = exec_captured(host, {remote, "--version"});
-    if (!probe.ok()) {
-        return probe.status();
+    if (exit->kind == ExitStatus::Kind::exited && (exit->code == 91 || exit->code == 92)) {
+        return Status(exit->code == 92 ? Code::io_error : Code::remote_failed,
+                      "cannot upload the agent to " + host.target().host + ":" + remote + " (" +
+                          why + "); retry, or pass --agent-dir with a writable directory");
     }
-    if (!probe->exit.success()) {
+    if (exit->kind == ExitStatus::Kind::exited && exit->code != 0 && exit->code != 126 &&
+        exit->code != 127) {
+        return Status(Code::remote_failed, "the agent on " + host.target().host + " failed (" +
+                                               exit->describe() + "): " + why);
+    }
+    if (!exit->success()) {
         return Status(Code::permission_denied,
                       "cannot execute the agent in " + dir + " on " + host.target().host + " (" +
-                          probe->exit.describe() + ": " + last_line(probe->err) +
+                          exit->describe() + ": " + why +
                           "); is it mounted noexec? Pass --agent-dir with a directory that allows "
                           "execution, or --transport shell");
     }
-    return remote;
+    return DeployedAgent{remote, out.str()};
 }
 
-void remove_run_dir(SshTransport& host, const std::string& dir) {
-    (void)exec_captured(host, {"rm", "-rf", "--", dir});
+void remove_run_dir(SshTransport& host, const std::string& dir,
+                    const std::vector<std::string>& also) {
+    std::vector<std::string> argv = {"rm", "-rf", "--", dir};
+    argv.insert(argv.end(), also.begin(), also.end());
+    (void)exec_captured(host, argv);
 }
 
 }  // namespace vmlift

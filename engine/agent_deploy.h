@@ -3,9 +3,11 @@
 // Contract
 //   deploy_agent() makes `dir` (0700) on the host, uploads the local agent
 //   as dir/vmlift-agent-<first 16 hex of its SHA-256> unless a file with
-//   that exact SHA-256 is already there, and proves it executes. It returns
-//   the remote path. A directory on a noexec mount (or any other reason the
-//   binary cannot run) is an error naming the host and the directory and
+//   that exact SHA-256 is already there, checks the SHA-256 of what
+//   arrived, and proves it executes, all in one remote command (each round
+//   trip costs a session on the host). It returns the remote path and the
+//   output of that first run. A directory on a noexec mount
+//   (or any other reason the binary cannot run) is an error naming the host and the directory and
 //   saying to pass --agent-dir or --transport shell.
 //   remove_run_dir() deletes a run-scoped directory (best effort); the
 //   caller only ever passes the directory it deployed into for this run.
@@ -13,6 +15,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "engine/transport.h"
 
@@ -20,9 +23,18 @@ namespace vmlift {
 
 Result<std::string> sha256_file_hex(const std::string& path);
 
-Result<std::string> deploy_agent(SshTransport& host, const std::string& local_agent,
-                                 const std::string& dir);
+struct DeployedAgent {
+    std::string path;          // on the host
+    std::string first_output;  // stdout of its first run
+};
+// `first`: the arguments of the agent's first run, whose stdout comes back
+// (a caller with a question for the agent saves a round trip).
+Result<DeployedAgent> deploy_agent(SshTransport& host, const std::string& local_agent,
+                                   const std::string& dir,
+                                   const std::vector<std::string>& first = {"--version"});
 
-void remove_run_dir(SshTransport& host, const std::string& dir);
+// `also`: further paths to delete in the same command.
+void remove_run_dir(SshTransport& host, const std::string& dir,
+                    const std::vector<std::string>& also = {});
 
 }  // namespace vmlift

@@ -13,7 +13,8 @@ Result<nlohmann::json> edit_guest_disk_remote(SshTransport& host, const RemoteEd
     if (!agent.ok()) {
         return agent.status();
     }
-    std::vector<std::string> argv = {*agent, "edit-guest", "--nics", nics_to_json(nics).dump()};
+    std::vector<std::string> argv = {agent->path, "edit-guest", "--nics",
+                                     nics_to_json(nics).dump()};
     for (const auto& [flag, value] :
          {std::pair{"--device", disk.device}, std::pair{"--nbd-uri", disk.nbd_uri},
           std::pair{"--nbd-device", disk.nbd_uri.empty() ? std::string() : disk.nbd_device},

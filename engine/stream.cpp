@@ -23,13 +23,10 @@ struct PathInfo {
     uint64_t size = 0;
 };
 
-Result<PathInfo> path_info(SshTransport& host, const std::string& agent, const std::string& path) {
-    auto out = exec_checked(host, {agent, "info", "--path", path});
-    if (!out.ok()) {
-        return out.status();
-    }
+// `agent info --path` output.
+Result<PathInfo> path_info(const SshTransport& host, const std::string& out) {
     try {
-        auto j = nlohmann::json::parse(*out);
+        auto j = nlohmann::json::parse(out);
         return PathInfo{j.at("exists"), j.at("readable"), j.at("type"), j.at("size")};
     } catch (const nlohmann::json::exception& e) {
         return Status(Code::remote_failed, "the agent on " + host.target().host +
@@ -104,6 +101,14 @@ class SenderStderr : public ByteSink {
     nlohmann::json m_stats;
 };
 
+// Runs a and b at the same time (b on a thread of its own).
+template <typename A, typename B>
+void both(A&& a, B&& b) {
+    std::thread other(std::forward<B>(b));
+    a();
+    other.join();
+}
+
 class Copier {
   public:
     Copier(SshTransport& src, SshTransport& dst, const StreamRequest& req,
@@ -121,22 +126,36 @@ class Copier {
 
     Result<StreamResult> run() {
         auto t0 = SteadyClock::now();
-        auto src_agent = deploy_agent(m_src, m_req.local_agent, m_run_dir);
-        if (!src_agent.ok()) {
-            return src_agent.status();
+        // The two hosts are set up and cleaned up at the same time: each
+        // remote command costs a session round trip on its host.
+        // Each agent's first run answers `info` about its path.
+        Result<DeployedAgent> dst_agent = DeployedAgent{};
+        std::thread dst_deploy([&] {
+            dst_agent = deploy_agent(m_dst, m_req.local_agent, m_run_dir,
+                                     {"info", "--path", m_req.dst_path});
+        });
+        auto src_agent =
+            deploy_agent(m_src, m_req.local_agent, m_run_dir, {"info", "--path", m_req.src_path});
+        dst_deploy.join();
+        if (!src_agent.ok() || !dst_agent.ok()) {
+            both([&] { remove_run_dir(m_src, m_run_dir); },
+                 [&] { remove_run_dir(m_dst, m_run_dir); });
+            return !src_agent.ok() ? src_agent.status() : dst_agent.status();
         }
-        m_src_agent = *src_agent;
-        auto dst_agent = deploy_agent(m_dst, m_req.local_agent, m_run_dir);
-        if (!dst_agent.ok()) {
-            remove_run_dir(m_src, m_run_dir);
-            return dst_agent.status();
-        }
-        m_dst_agent = *dst_agent;
+        m_src_agent = src_agent->path;
+        m_dst_agent = dst_agent->path;
+        m_src_info = src_agent->first_output;
+        m_dst_info = dst_agent->first_output;
         m_log.debug("stream", "agents ready on both hosts");
         auto result = copy();
-        m_route.cleanup();
-        remove_run_dir(m_src, m_run_dir);
-        remove_run_dir(m_dst, m_run_dir);
+        // The route's known_hosts file lives in the run directory; a
+        // complete copy's receiver state goes with it.
+        std::vector<std::string> dst_also;
+        if (m_remove_state) {
+            dst_also.push_back(m_state_path);
+        }
+        both([&] { remove_run_dir(m_src, m_run_dir); },
+             [&] { remove_run_dir(m_dst, m_run_dir, dst_also); });
         if (result.ok()) {
             result->seconds = std::chrono::duration<double>(SteadyClock::now() - t0).count();
         }
@@ -150,10 +169,14 @@ class Copier {
         StreamResult result;
         result.transport = StreamTransport::agent;
         result.size = m_size;
-        VMLIFT_RETURN_IF_ERROR(m_route.choose(result));
-        if (!m_req.resume) {
-            (void)exec_captured(m_dst, {"rm", "-f", m_state_path});
-        }
+        Status routed;
+        both([&] { routed = m_route.choose(result); },
+             [&] {
+                 if (!m_req.resume) {
+                     (void)exec_captured(m_dst, {"rm", "-f", m_state_path});
+                 }
+             });
+        VMLIFT_RETURN_IF_ERROR(routed);
         if (m_req.delta) {
             VMLIFT_RETURN_IF_ERROR(hash_both());
         }
@@ -175,7 +198,7 @@ class Copier {
             }
             if (field(r, "complete", false)) {
                 result.digest = field(r, "digest", std::string());
-                (void)exec_captured(m_dst, {"rm", "-f", m_state_path});
+                m_remove_state = true;
                 return result;
             }
             if (field(r, "digest", std::string()) != field(r, "sender_digest", std::string()) &&
@@ -219,7 +242,8 @@ class Copier {
     }
 
     Status preflight() {
-        auto src = path_info(m_src, m_src_agent, m_req.src_path);
+        auto src = path_info(m_src, m_src_info);
+        auto dst = path_info(m_dst, m_dst_info);
         if (!src.ok()) {
             return src.status();
         }
@@ -242,7 +266,6 @@ class Copier {
                               " but source " + m_req.src_path + " has " + std::to_string(m_size) +
                               " bytes; check the disk or the value (nothing was written)");
         }
-        auto dst = path_info(m_dst, m_dst_agent, m_req.dst_path);
         if (!dst.ok()) {
             return dst.status();
         }
@@ -294,6 +317,10 @@ class Copier {
 
     // The destination's confirmed chunks, framed for the sender's stdin.
     Result<std::string> known_state_input() {
+        if (!m_req.resume && !m_req.delta && !m_state_written) {
+            m_state_written = true;       // later rounds read what round 1 confirmed
+            return std::string(8, '\0');  // a fresh copy: nothing is known yet
+        }
         std::string state;
         auto out = exec_checked(
             m_dst, {m_dst_agent, "state", "--state", m_state_path, "--size", std::to_string(m_size),
@@ -414,8 +441,12 @@ class Copier {
     std::string m_src_agent;
     std::string m_dst_agent;
     std::string m_state_path;
-    std::string m_source_state;  // delta: the source's hash pass, on the source host
-    std::string m_run_dir;       // declared before m_route, which uses it
+    std::string m_source_state;    // delta: the source's hash pass, on the source host
+    bool m_remove_state = false;   // the copy completed: its receiver state goes
+    bool m_state_written = false;  // a pass ran, so the destination has state
+    std::string m_src_info;        // `agent info` of the source path
+    std::string m_dst_info;        // ... and of the destination path
+    std::string m_run_dir;         // declared before m_route, which uses it
     DirectRoute m_route;
     uint64_t m_size = 0;
 };

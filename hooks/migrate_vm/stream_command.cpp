@@ -1,5 +1,7 @@
 #include "hooks/migrate_vm/stream_command.h"
 
+#include <thread>
+
 #include <nlohmann/json.hpp>
 
 #include "connectors/ssh/ssh_factory.h"
@@ -110,11 +112,15 @@ int run_stream_command(Context& ctx, StreamOptions& o) {
 
     auto src = make_ssh_transport(*backend, *src_options, ctx.runner);
     auto dst = make_ssh_transport(*backend, *dst_options, ctx.runner);
-    if (Status st = src->connect(); !st.ok()) {
-        return fail(st);
+    Status dst_connected;
+    std::thread dst_connect([&] { dst_connected = dst->connect(); });  // both handshakes at once
+    Status src_connected = src->connect();
+    dst_connect.join();
+    if (!src_connected.ok()) {
+        return fail(src_connected);
     }
-    if (Status st = dst->connect(); !st.ok()) {
-        return fail(st);
+    if (!dst_connected.ok()) {
+        return fail(dst_connected);
     }
     ctx.logger.info("stream", "run directory " + run_dir->path());
     req.run_id = run_dir->id();
