@@ -474,6 +474,7 @@ TEST_F(MigrateRun, AgentNetPrepRewritesTheRunningGuestAndRollbackRestoresIt) {
     ASSERT_TRUE(p.ok());
     EXPECT_EQ(p->exit.code, 0) << p->out << p->err;
     EXPECT_NE(p->out.find("[ok  ] guest agent"), std::string::npos) << p->out;
+    std::filesystem::remove_all(only_run_dir());  // the plan's; only the run's stays
 
     auto args = run_args("run");
     args.insert(args.end(), {"--yes", "--net-prep", "agent", "--target-ip", truenas_ip(),
