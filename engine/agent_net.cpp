@@ -165,6 +165,11 @@ Status pull(GuestExec& guest, ProcessRunner& local, const std::string& guest_roo
         return Status(Code::remote_failed,
                       "the guest's archive is not valid base64: " + tar.status().message());
     }
+    if (tar->empty()) {
+        return Status(Code::remote_failed,
+                      "the guest agent ran the command but returned no output (no archive of "
+                      "the network configuration)");
+    }
     std::error_code ec;
     fs::remove_all(into, ec);
     fs::create_directories(into, ec);

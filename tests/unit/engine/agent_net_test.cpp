@@ -40,6 +40,9 @@ class LocalGuest : public GuestExec {
         if (fail_after >= 0 && static_cast<int>(calls.size()) > fail_after) {
             return Status(Code::unreachable, "QEMU guest agent is not running");
         }
+        if (silent) {
+            return GuestExecResult{0, "", "", false};  // an agent that runs nothing
+        }
         ProcessSpec spec;
         spec.argv = argv;
         if (read_only && argv.size() > 4 && argv[2].find("staged=$2") != std::string::npos) {
@@ -63,6 +66,7 @@ class LocalGuest : public GuestExec {
     std::vector<size_t> inputs;
     int fail_after = -1;
     bool read_only = false;
+    bool silent = false;
 
   private:
     PosixProcessRunner m_runner;
@@ -219,6 +223,16 @@ TEST_F(AgentNet, AnAgentThatStopsAnsweringMidwayLeavesTheOriginalsInPlace) {
         << r.status().message();
     EXPECT_TRUE(fs::exists(m_guest.file("etc/netplan/00-installer-config.yaml")));
     EXPECT_FALSE(fs::exists(m_guest.file("etc/netplan/50-vmlift.yaml")));
+}
+
+TEST_F(AgentNet, AnAgentThatAnswersNothingIsAClearError) {
+    m_agent.silent = true;
+    auto r = rewrite_guest_net_via_agent(m_agent, m_local, nics(), options());
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), Code::remote_failed);
+    EXPECT_NE(r.status().message().find("returned no output"), std::string::npos)
+        << r.status().message();
+    EXPECT_TRUE(undo.empty());
 }
 
 TEST_F(AgentNet, AFailingGuestCommandNamesItsError) {
