@@ -37,13 +37,16 @@ Result<std::string> sha256_file_hex(const std::string& path) {
 
 namespace {
 
-// $1 dir, $2 remote path, $3 SHA-256; stdin: the agent. Writes it unless the
-// same file is there, checks what arrived, then runs it once. Exit 90: no
-// directory; 91: the upload failed; 92: it arrived damaged; anything else
-// is the agent's own (126/127: it cannot run, e.g. noexec).
+// $1 dir, $2 remote path, $3 SHA-256; stdin: the agent. Removes run
+// directories beside $1 untouched for a week (left by controllers that were
+// killed), writes the agent unless the same file is there, checks what arrived, then runs it once.
+// Exit 90: no directory; 91: the upload failed; 92: it arrived damaged; anything else is the
+// agent's own (126/127: it cannot run, e.g. noexec).
 constexpr const char* k_install =
     "umask 077\n"
     "mkdir -p \"$1\" || exit 90\n"
+    "find \"${1%/*}\" -maxdepth 1 -name 'run-*' -type d -mtime +7 -exec rm -rf {} + "
+    "2>/dev/null || true\n"
     "sum() { sha256sum < \"$1\" | cut -d' ' -f1; }\n"
     "if [ -f \"$2\" ] && [ \"$(sum \"$2\")\" = \"$3\" ]; then\n"
     "  cat > /dev/null\n"

@@ -9,6 +9,8 @@
 //   output of that first run. A directory on a noexec mount
 //   (or any other reason the binary cannot run) is an error naming the host and the directory and
 //   saying to pass --agent-dir or --transport shell.
+//   Run directories beside `dir` (run-*) untouched for seven days are
+//   removed on the way: a controller that was killed cannot clean up.
 //   remove_run_dir() deletes a run-scoped directory (best effort); the
 //   caller only ever passes the directory it deployed into for this run.
 // Thread safety: as the transport.
