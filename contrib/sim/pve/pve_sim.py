@@ -609,9 +609,14 @@ def handle(cluster, method, template, params, user, is_ticket):
                 run_in_guest(vm["guest_root"], argv, scalar(params, "input-data") or "",
                              c.exec_results[pid])
             else:
-                handler = vm["agent"].get("exec", {})
-                out = handler.get(" ".join(argv), {"exitcode": 0, "out-data": ""})
-                c.exec_results[pid].update(out, exited=1, argv=argv,
+                # Canned answers only; anything else fails as qemu-guest-agent
+                # does when the program is not in the guest.
+                canned = vm["agent"].get("exec", {}).get(" ".join(argv))
+                if canned is None:
+                    c.exec_results.pop(pid)
+                    raise ApiError(500, "Agent error: Failed to execute child process "
+                                        "\u201c%s\u201d (No such file or directory)" % argv[0])
+                c.exec_results[pid].update(canned, exited=1, argv=argv,
                                            input=scalar(params, "input-data"))
             return {"pid": pid}
         if cmd == "exec-status":
@@ -665,7 +670,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def reply(self, status, reason, body):
         data = json.dumps(body).encode()
-        self.send_response(status, reason.replace("\n", " "))
+        # The status line is latin-1 on the wire (http.server); the body keeps
+        # the message whole.
+        reason = reason.replace("\n", " ").encode("latin-1", "replace").decode("latin-1")
+        self.send_response(status, reason)
         self.send_header("Content-Type", "application/json;charset=UTF-8")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
