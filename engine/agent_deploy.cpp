@@ -37,11 +37,14 @@ Result<std::string> sha256_file_hex(const std::string& path) {
 
 namespace {
 
-// $1 dir, $2 remote path, $3 SHA-256; stdin: the agent. Removes run
-// directories beside $1 untouched for a week (left by controllers that were
-// killed), writes the agent unless the same file is there, checks what arrived, then runs it once.
-// Exit 90: no directory; 91: the upload failed; 92: it arrived damaged; anything else is the
-// agent's own (126/127: it cannot run, e.g. noexec).
+// $1 dir, $2 remote path, $3 SHA-256, $4 N, then N (path, content) pairs,
+// then M and M paths, then the agent's arguments; stdin: the agent. Removes
+// run directories beside $1 untouched for a week (left by controllers that
+// were killed), writes the agent unless the same file is there, checks what
+// arrived, writes the N files, deletes the M paths, then runs the agent once.
+// Exit 90: no directory; 91: the upload failed; 92: it arrived damaged; 93:
+// a file could not be written; anything else is the agent's own (126/127:
+// it cannot run, e.g. noexec).
 constexpr const char* k_install =
     "umask 077\n"
     "mkdir -p \"$1\" || exit 90\n"
@@ -57,13 +60,20 @@ constexpr const char* k_install =
     "  chmod 0755 \"$t\" && mv -f \"$t\" \"$2\" || exit 91\n"
     "  trap - EXIT\n"
     "fi\n"
-    "agent=$2; shift 3\n"
+    "agent=$2; n=$4; shift 4\n"
+    "while [ \"$n\" -gt 0 ]; do\n"
+    "  printf '%s' \"$2\" > \"$1\" || { echo \"cannot write $1\" >&2; exit 93; }\n"
+    "  shift 2; n=$((n - 1))\n"
+    "done\n"
+    "n=$1; shift\n"
+    "while [ \"$n\" -gt 0 ]; do rm -f -- \"$1\"; shift; n=$((n - 1)); done\n"
     "exec \"$agent\" \"$@\"\n";
 
 }  // namespace
 
 Result<DeployedAgent> deploy_agent(SshTransport& host, const std::string& local_agent,
-                                   const std::string& dir, const std::vector<std::string>& first) {
+                                   const std::string& dir, const std::vector<std::string>& first,
+                                   const DeployExtras& extras) {
     auto sha = sha256_file_hex(local_agent);
     if (!sha.ok()) {
         return sha.status();
@@ -75,7 +85,14 @@ Result<DeployedAgent> deploy_agent(SshTransport& host, const std::string& local_
     const std::string remote = dir + "/vmlift-agent-" + sha->substr(0, 16);
     StringSink out;
     LimitedStringSink err(64 * 1024);
-    std::vector<std::string> argv = {"sh", "-c", k_install, "vmlift-deploy", dir, remote, *sha};
+    std::vector<std::string> argv = {"sh", "-c",   k_install, "vmlift-deploy",
+                                     dir,  remote, *sha,      std::to_string(extras.files.size())};
+    for (const auto& [path, content] : extras.files) {
+        argv.push_back(path);
+        argv.push_back(content);
+    }
+    argv.push_back(std::to_string(extras.remove.size()));
+    argv.insert(argv.end(), extras.remove.begin(), extras.remove.end());
     argv.insert(argv.end(), first.begin(), first.end());
     auto exit = host.exec(argv, RunIo{source->get(), &out, &err});
     if (!exit.ok()) {
@@ -85,6 +102,11 @@ Result<DeployedAgent> deploy_agent(SshTransport& host, const std::string& local_
     if (exit->kind == ExitStatus::Kind::exited && exit->code == 90) {
         return Status(Code::remote_failed, "cannot prepare agent directory " + dir + " on " +
                                                host.target().host + ": " + why);
+    }
+    if (exit->kind == ExitStatus::Kind::exited && exit->code == 93) {
+        return Status(Code::remote_failed, "cannot write the run files in " + dir + " on " +
+                                               host.target().host + ": " + why +
+                                               "; check the disk, or pass --agent-dir");
     }
     if (exit->kind == ExitStatus::Kind::exited && (exit->code == 91 || exit->code == 92)) {
         return Status(exit->code == 92 ? Code::io_error : Code::remote_failed,

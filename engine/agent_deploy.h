@@ -9,6 +9,9 @@
 //   output of that first run. A directory on a noexec mount
 //   (or any other reason the binary cannot run) is an error naming the host and the directory and
 //   saying to pass --agent-dir or --transport shell.
+//   The same command also writes `extras.files` (small files, mode 0600;
+//   their content travels in argv, so never secrets) and deletes
+//   `extras.remove` before the first run.
 //   Run directories beside `dir` (run-*) untouched for seven days are
 //   removed on the way: a controller that was killed cannot clean up.
 //   remove_run_dir() deletes a run-scoped directory (best effort); the
@@ -17,6 +20,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/transport.h"
@@ -29,11 +33,17 @@ struct DeployedAgent {
     std::string path;          // on the host
     std::string first_output;  // stdout of its first run
 };
+struct DeployExtras {
+    std::vector<std::pair<std::string, std::string>> files;  // path, content
+    std::vector<std::string> remove;
+};
+
 // `first`: the arguments of the agent's first run, whose stdout comes back
 // (a caller with a question for the agent saves a round trip).
 Result<DeployedAgent> deploy_agent(SshTransport& host, const std::string& local_agent,
                                    const std::string& dir,
-                                   const std::vector<std::string>& first = {"--version"});
+                                   const std::vector<std::string>& first = {"--version"},
+                                   const DeployExtras& extras = {});
 
 // `also`: further paths to delete in the same command.
 void remove_run_dir(SshTransport& host, const std::string& dir,

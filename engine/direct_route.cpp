@@ -50,6 +50,20 @@ std::vector<std::string> DirectRoute::ssh_argv() const {
     return argv;
 }
 
+std::optional<std::pair<std::string, std::string>> DirectRoute::known_hosts_file() const {
+    if (m_req.mode == StreamMode::relay || m_req.dst_known_hosts_line.empty()) {
+        return std::nullopt;
+    }
+    SshTarget named = m_dst.target();
+    named.host = host_for_src();
+    char name[32];
+    std::snprintf(
+        name, sizeof name, "%016llx",
+        static_cast<unsigned long long>(XXH3_64bits(named.host.data(), named.host.size())));
+    return std::make_pair(m_dir + "/known_hosts-" + name,
+                          named.known_hosts_name() + " " + m_req.dst_known_hosts_line + "\n");
+}
+
 Status DirectRoute::prepare() {
     if (!m_known_hosts.empty()) {
         return {};
@@ -60,21 +74,18 @@ Status DirectRoute::prepare() {
                       "known_hosts has none for " +
                           m_dst.target().known_hosts_name() + "; add it or use --mode relay");
     }
-    SshTarget named = m_dst.target();
-    named.host = host_for_src();
-    char name[32];
-    std::snprintf(
-        name, sizeof name, "%016llx",
-        static_cast<unsigned long long>(XXH3_64bits(named.host.data(), named.host.size())));
-    std::string path = m_dir + "/known_hosts-" + name;
-    std::string line = named.known_hosts_name() + " " + m_req.dst_known_hosts_line + "\n";
+    auto file = known_hosts_file();
+    if (!file) {
+        return {};
+    }
     auto written = exec_checked(
-        m_src, {"sh", "-c", "umask 077; mkdir -p \"$2\" && cat > \"$1\"", "vmlift-kh", path, m_dir},
-        line);
+        m_src,
+        {"sh", "-c", "umask 077; mkdir -p \"$2\" && cat > \"$1\"", "vmlift-kh", file->first, m_dir},
+        file->second);
     if (!written.ok()) {
         return written.status();
     }
-    m_known_hosts = path;
+    m_known_hosts = file->first;
     return {};
 }
 

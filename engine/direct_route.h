@@ -10,7 +10,9 @@
 // Thread safety: one object per copy.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/log.h"
@@ -26,11 +28,19 @@ class DirectRoute {
         : m_src(src), m_dst(dst), m_req(req), m_dir(std::move(dir)), m_log(log) {}
     ~DirectRoute() { cleanup(); }
 
+    // The known_hosts file prepare() would write on the source, as (path,
+    // content), so a caller can write it in a command it runs anyway;
+    // nullopt in relay mode or without the destination's key.
+    std::optional<std::pair<std::string, std::string>> known_hosts_file() const;
+    // The caller wrote known_hosts_file() on the source.
+    void adopt_known_hosts(const std::string& path) { m_known_hosts = path; }
     // Fills result.mode and result.mode_reason.
     Status choose(StreamResult& result);
     // The source's ssh argv up to and including the destination host name.
     std::vector<std::string> ssh_argv() const;
     void cleanup();
+    // The file went with the run directory: nothing left to remove.
+    void forget() { m_known_hosts.clear(); }
 
   private:
     Status prepare();

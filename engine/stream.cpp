@@ -129,17 +129,32 @@ class Copier {
         // The two hosts are set up and cleaned up at the same time: each
         // remote command costs a session round trip on its host.
         // Each agent's first run answers `info` about its path.
+        // The same commands write the source's known_hosts file for the
+        // direct route and drop the destination's saved state unless this
+        // is a resume (a delta re-hashes it).
+        DeployExtras src_extras, dst_extras;
+        const auto known_hosts = m_route.known_hosts_file();
+        if (known_hosts) {
+            src_extras.files.push_back(*known_hosts);
+        }
+        if (!m_req.resume) {
+            dst_extras.remove.push_back(m_state_path);
+        }
         Result<DeployedAgent> dst_agent = DeployedAgent{};
         std::thread dst_deploy([&] {
             dst_agent = deploy_agent(m_dst, m_req.local_agent, m_run_dir,
-                                     {"info", "--path", m_req.dst_path});
+                                     {"info", "--path", m_req.dst_path}, dst_extras);
         });
-        auto src_agent =
-            deploy_agent(m_src, m_req.local_agent, m_run_dir, {"info", "--path", m_req.src_path});
+        auto src_agent = deploy_agent(m_src, m_req.local_agent, m_run_dir,
+                                      {"info", "--path", m_req.src_path}, src_extras);
         dst_deploy.join();
+        if (src_agent.ok() && known_hosts) {
+            m_route.adopt_known_hosts(known_hosts->first);
+        }
         if (!src_agent.ok() || !dst_agent.ok()) {
             both([&] { remove_run_dir(m_src, m_run_dir); },
                  [&] { remove_run_dir(m_dst, m_run_dir); });
+            m_route.forget();
             return !src_agent.ok() ? src_agent.status() : dst_agent.status();
         }
         m_src_agent = src_agent->path;
@@ -156,6 +171,7 @@ class Copier {
         }
         both([&] { remove_run_dir(m_src, m_run_dir); },
              [&] { remove_run_dir(m_dst, m_run_dir, dst_also); });
+        m_route.forget();  // its known_hosts file was in the run directory
         if (result.ok()) {
             result->seconds = std::chrono::duration<double>(SteadyClock::now() - t0).count();
         }
@@ -169,14 +185,7 @@ class Copier {
         StreamResult result;
         result.transport = StreamTransport::agent;
         result.size = m_size;
-        Status routed;
-        both([&] { routed = m_route.choose(result); },
-             [&] {
-                 if (!m_req.resume) {
-                     (void)exec_captured(m_dst, {"rm", "-f", m_state_path});
-                 }
-             });
-        VMLIFT_RETURN_IF_ERROR(routed);
+        VMLIFT_RETURN_IF_ERROR(m_route.choose(result));
         if (m_req.delta) {
             VMLIFT_RETURN_IF_ERROR(hash_both());
         }
@@ -225,9 +234,15 @@ class Copier {
         const std::string bs = std::to_string(block_size());
         Status dst_status;
         std::thread dst_thread([&] {
-            auto hashed = exec_checked(m_dst, {m_dst_agent, "hashes", "--path", m_req.dst_path,
-                                               "--block-size", bs, "--state", m_state_path});
+            // The destination's state comes back with it: the sender's
+            // first pass needs it, and a second command would cost a session.
+            auto hashed =
+                exec_checked(m_dst, {m_dst_agent, "hashes", "--path", m_req.dst_path,
+                                     "--block-size", bs, "--state", m_state_path, "--print"});
             dst_status = hashed.status();
+            if (hashed.ok()) {
+                m_dst_state = std::move(*hashed);
+            }
         });
         const std::string source_state = m_run_dir + "/source-hashes.bin";
         auto hashed = exec_checked(m_src, {m_src_agent, "hashes", "--path", m_req.src_path,
@@ -322,13 +337,18 @@ class Copier {
             return std::string(8, '\0');  // a fresh copy: nothing is known yet
         }
         std::string state;
-        auto out = exec_checked(
-            m_dst, {m_dst_agent, "state", "--state", m_state_path, "--size", std::to_string(m_size),
-                    "--block-size", std::to_string(block_size())});
-        if (!out.ok()) {
-            return out.status();
+        if (!m_dst_state.empty()) {
+            state = std::move(m_dst_state);  // printed by the delta's hash pass
+            m_dst_state.clear();
+        } else {
+            auto out = exec_checked(
+                m_dst, {m_dst_agent, "state", "--state", m_state_path, "--size",
+                        std::to_string(m_size), "--block-size", std::to_string(block_size())});
+            if (!out.ok()) {
+                return out.status();
+            }
+            state = std::move(*out);
         }
-        state = std::move(*out);
         std::string framed(8, '\0');
         for (int b = 0; b < 8; ++b) {
             framed[static_cast<size_t>(b)] = static_cast<char>((state.size() >> (8 * b)) & 0xff);
@@ -442,6 +462,7 @@ class Copier {
     std::string m_dst_agent;
     std::string m_state_path;
     std::string m_source_state;    // delta: the source's hash pass, on the source host
+    std::string m_dst_state;       // delta: the destination's state, as printed by its hash pass
     bool m_remove_state = false;   // the copy completed: its receiver state goes
     bool m_state_written = false;  // a pass ran, so the destination has state
     std::string m_src_info;        // `agent info` of the source path

@@ -2,10 +2,11 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
+#include <bit>
 #include <cstring>
 #include <fstream>
 #include <mutex>
-#include <sstream>
 #include <unordered_map>
 
 #include "engine/run_dir.h"
@@ -23,6 +24,29 @@ void put_u64(std::string& out, uint64_t v) {
         out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
     }
 }
+// Little-endian store into memory the caller sized (one 8-byte store once
+// compiled).
+void store_u64(char* p, uint64_t v) {
+    for (int i = 0; i < 8; ++i) {
+        p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+    }
+}
+
+// XXH3 of `count` u64 as little-endian bytes: the array itself on
+// little-endian hosts (no copy), a converted copy elsewhere.
+template <typename Hash>
+auto hash_u64s(const uint64_t* values, size_t count, Hash hash) {
+    if constexpr (std::endian::native == std::endian::little) {
+        return hash(values, count * 8);
+    } else {
+        std::string bytes(count * 8, '\0');
+        for (size_t i = 0; i < count; ++i) {
+            store_u64(bytes.data() + 8 * i, values[i]);
+        }
+        return hash(bytes.data(), bytes.size());
+    }
+}
+
 uint32_t get_u32(const char* p) {
     uint32_t v = 0;
     for (int i = 3; i >= 0; --i) {
@@ -192,22 +216,13 @@ bool is_all_zero(const char* data, size_t size) {
 }
 
 Digest digest_of(const std::vector<uint64_t>& chunk_hashes) {
-    std::string bytes;
-    bytes.reserve(chunk_hashes.size() * 8);
-    for (uint64_t h : chunk_hashes) {
-        put_u64(bytes, h);
-    }
-    XXH128_hash_t d = XXH3_128bits(bytes.data(), bytes.size());
+    XXH128_hash_t d = hash_u64s(chunk_hashes.data(), chunk_hashes.size(),
+                                [](const void* p, size_t n) { return XXH3_128bits(p, n); });
     return Digest{d.low64, d.high64};
 }
 
 uint64_t run_hash(const uint64_t* hashes, size_t count) {
-    std::string bytes;
-    bytes.reserve(count * 8);
-    for (size_t i = 0; i < count; ++i) {
-        put_u64(bytes, hashes[i]);
-    }
-    return XXH3_64bits(bytes.data(), bytes.size());
+    return hash_u64s(hashes, count, [](const void* p, size_t n) { return XXH3_64bits(p, n); });
 }
 
 ChunkState::ChunkState(uint64_t size, uint32_t block_size)
@@ -248,11 +263,14 @@ std::string ChunkState::serialize() const {
     put_u64(out, m_size);
     put_u32(out, m_block_size);
     put_u32(out, 0);
-    for (uint64_t i = 0; i < m_hashes.size(); ++i) {
-        out.push_back(static_cast<char>(m_confirmed[i]));
-        put_u64(out, m_hashes[i]);
+    const size_t head = out.size();
+    out.resize(head + m_hashes.size() * 9 + 8);
+    char* p = out.data() + head;
+    for (uint64_t i = 0; i < m_hashes.size(); ++i, p += 9) {
+        p[0] = static_cast<char>(m_confirmed[i]);
+        store_u64(p + 1, m_hashes[i]);
     }
-    put_u64(out, XXH3_64bits(out.data(), out.size()));
+    store_u64(p, XXH3_64bits(out.data(), out.size() - 8));
     return out;
 }
 
@@ -287,13 +305,16 @@ Status ChunkState::save(const std::string& path) const {
 
 std::optional<ChunkState> ChunkState::load(const std::string& path, uint64_t size,
                                            uint32_t block_size) {
-    std::ifstream in(path, std::ios::binary);
+    std::ifstream in(path, std::ios::binary | std::ios::ate);
     if (!in) {
         return std::nullopt;
     }
-    std::stringstream buf;
-    buf << in.rdbuf();
-    auto state = parse(buf.str());
+    std::string data(static_cast<size_t>(std::max<std::streamoff>(0, in.tellg())), '\0');
+    in.seekg(0);
+    if (!in.read(data.data(), static_cast<std::streamsize>(data.size()))) {
+        return std::nullopt;
+    }
+    auto state = parse(data);
     if (!state.ok() || state->size() != size || state->block_size() != block_size) {
         return std::nullopt;
     }

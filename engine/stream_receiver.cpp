@@ -401,7 +401,8 @@ class Receiver {
             if (!frame.ok()) {
                 return frame.status();
             }
-            m_payload.resize(frame->payload_length);
+            m_payload_size = frame->payload_length;
+            m_payload.get(m_payload_size);  // grows only; never zero-filled
             if (frame->payload_length > 0) {
                 auto body = read_exact(m_in, m_payload.data(), frame->payload_length);
                 if (!body.ok() && body.status().code() != Code::connection_lost) {
@@ -447,7 +448,7 @@ class Receiver {
                         m_dctx = ZSTD_createDCtx();
                     }
                     size_t n = ZSTD_decompressDCtx(m_dctx, data, f.length, m_payload.data(),
-                                                   m_payload.size());
+                                                   m_payload_size);
                     good = !ZSTD_isError(n) && n == f.length;
                 } else {
                     std::memcpy(data, m_payload.data(), f.length);
@@ -511,7 +512,7 @@ class Receiver {
         auto get = [&](size_t at) {
             uint64_t v = 0;
             for (int b = 7; b >= 0; --b) {
-                v = (v << 8) | static_cast<uint8_t>(m_payload[at + static_cast<size_t>(b)]);
+                v = (v << 8) | static_cast<uint8_t>(m_payload.data()[at + static_cast<size_t>(b)]);
             }
             return v;
         };
@@ -580,7 +581,8 @@ class Receiver {
     SteadyClock::time_point m_last_checkpoint;
     uint64_t m_unsynced = 0;
     uint64_t m_checkpoint_bytes = 4u << 20;
-    std::string m_payload;
+    AlignedBuffer m_payload;  // the current frame's payload
+    size_t m_payload_size = 0;
     std::unique_ptr<ChunkWriter> m_writer;  // after m_dst: destroyed first
     ZSTD_DCtx* m_dctx = nullptr;
     int m_lock_fd = -1;

@@ -81,7 +81,9 @@ struct Job {
     uint64_t first = 0;  // index of the first chunk
     std::vector<Piece> pieces;
     AlignedBuffer data;  // the chunks' bytes back to back (holes included, unread)
-    std::string payload;
+    // Compressed pieces back to back; sized once for the worst case and
+    // reused, so it is never zero-filled.
+    AlignedBuffer payload;
     bool done = false;
 };
 
@@ -347,7 +349,14 @@ class Pipeline {
     }
 
     void process(Job& job, ZSTD_CCtx* cctx) {
-        job.payload.clear();
+        size_t bound = 0;
+        if (m_options.zstd_level != 0) {
+            for (const Piece& piece : job.pieces) {
+                bound += ZSTD_compressBound(piece.length);
+            }
+        }
+        char* payload = bound > 0 ? job.payload.get(bound) : nullptr;
+        size_t used = 0;
         size_t at = 0;
         for (size_t k = 0; k < job.pieces.size(); ++k) {
             Piece& piece = job.pieces[k];
@@ -370,19 +379,14 @@ class Pipeline {
                 continue;
             }
             piece.kind = FrameKind::raw;
-            if (m_options.zstd_level != 0) {
-                size_t offset = job.payload.size();
-                job.payload.resize(offset + ZSTD_compressBound(piece.length));
-                size_t n = ZSTD_compressCCtx(cctx, job.payload.data() + offset,
-                                             job.payload.size() - offset, data, piece.length,
+            if (payload != nullptr) {
+                size_t n = ZSTD_compressCCtx(cctx, payload + used, bound - used, data, piece.length,
                                              m_options.zstd_level);
                 if (!ZSTD_isError(n) && n < piece.length) {
-                    job.payload.resize(offset + n);
                     piece.kind = FrameKind::zstd;
-                    piece.payload_offset = offset;
+                    piece.payload_offset = used;
                     piece.payload_length = static_cast<uint32_t>(n);
-                } else {
-                    job.payload.resize(offset);
+                    used += n;
                 }
             }
         }
@@ -405,7 +409,8 @@ class Pipeline {
                 m_inflight.pop_front();
             }
             m_done_cv.notify_all();
-            std::string out;
+            std::string& out = m_out_buffer;  // reused: keeps its capacity
+            out.clear();
             size_t at = 0;
             for (size_t k = 0; k < job->pieces.size(); ++k) {
                 const Piece& piece = job->pieces[k];
@@ -504,6 +509,7 @@ class Pipeline {
     int m_threads = 1;
     size_t m_window = 4;
     std::vector<uint64_t> m_hashes;
+    std::string m_out_buffer;  // the writer's frames for one job
 
     std::mutex m_mutex;
     std::condition_variable m_work_cv;

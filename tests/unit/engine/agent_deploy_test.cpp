@@ -86,6 +86,39 @@ TEST_F(AgentDeploy, RemovesRunDirectoriesOfKilledControllersAfterAWeek) {
     EXPECT_FALSE(fs::exists(other));
 }
 
+TEST_F(AgentDeploy, WritesRunFilesAndDropsStalePathsInTheSameCommand) {
+    const std::string dir = m_hosts.file("vmlift/run-4");
+    const std::string state = m_hosts.file("vmlift/state-1.bin");
+    const std::string kept = m_hosts.file("vmlift/state-2.bin");
+    write_all(state, "old state");
+    write_all(kept, "other disk");
+    // Quotes, spaces, a leading dash and a newline survive the trip.
+    const std::string line = "[198.18.1.11]:22 ssh-ed25519 AAAA 'x' \"y\" $HOME `id`\n-n\n";
+    DeployExtras extras;
+    extras.files.push_back({dir + "/known_hosts-1", line});
+    extras.files.push_back({dir + "/empty", ""});
+    extras.remove = {state, m_hosts.file("vmlift/missing.bin")};
+    auto d = deploy_agent(m_host, m_agent, dir, {"info", "--path", "/dev/sdb"}, extras);
+    ASSERT_TRUE(d.ok()) << d.status().message();
+    EXPECT_EQ(d->first_output, "agent info --path /dev/sdb\n");
+    EXPECT_EQ(read_all(dir + "/known_hosts-1"), line);
+    EXPECT_EQ(read_all(dir + "/empty"), "");
+    struct stat st {};
+    ASSERT_EQ(::stat((dir + "/known_hosts-1").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    EXPECT_FALSE(fs::exists(state));
+    EXPECT_TRUE(fs::exists(kept));
+
+    // A file that cannot be written fails the deploy before the agent runs.
+    DeployExtras bad;
+    bad.files.push_back({dir + "/no-such-dir/known_hosts", "x"});
+    auto failed = deploy_agent(m_host, m_agent, dir, {"info"}, bad);
+    ASSERT_FALSE(failed.ok());
+    EXPECT_EQ(failed.status().code(), Code::remote_failed);
+    EXPECT_NE(failed.status().message().find("cannot write the run files"), std::string::npos)
+        << failed.status().message();
+}
+
 TEST_F(AgentDeploy, AnAgentThatFailsIsNotMistakenForNoexec) {
     write_all(m_agent, "#!/bin/sh\necho 'no such path' >&2\nexit 3\n");
     auto d = deploy_agent(m_host, m_agent, m_hosts.file("vmlift/run-3"), {"info"});

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <xxhash.h>
 
 #include "engine/stream_receiver.h"
 #include "engine/stream_sender.h"
@@ -330,6 +331,38 @@ TEST(ChunkState, RoundTripsAndRejectsCorruption) {
     EXPECT_EQ(back->confirmed_bytes(), k_block + 7u);
     data[30] ^= 1;
     EXPECT_FALSE(ChunkState::parse(data).ok());
+}
+
+// The wire and file formats spelled out byte by byte: the digest, run hashes
+// and the state file are little-endian whatever the host, and the fast paths
+// must produce exactly these bytes.
+TEST(StreamProtocol, DigestRunHashAndStateHaveTheDocumentedBytes) {
+    const std::vector<uint64_t> hashes = {0x0102030405060708ULL, 0xf0e0d0c0b0a09080ULL, 7};
+    std::string le;
+    for (uint64_t h : hashes) {
+        for (int b = 0; b < 8; ++b) {
+            le.push_back(static_cast<char>((h >> (8 * b)) & 0xff));
+        }
+    }
+    EXPECT_EQ(le.substr(0, 2), std::string("\x08\x07", 2));
+    XXH128_hash_t d = XXH3_128bits(le.data(), le.size());
+    EXPECT_EQ(digest_of(hashes), (Digest{d.low64, d.high64}));
+    EXPECT_EQ(run_hash(hashes.data() + 1, 2), XXH3_64bits(le.data() + 8, 16));
+
+    ChunkState s(3 * k_block, k_block);
+    s.confirm(0, hashes[0]);
+    s.confirm(2, hashes[2]);
+    const std::string data = s.serialize();
+    ASSERT_EQ(data.size(), 24u + 3 * 9 + 8);
+    EXPECT_EQ(data.substr(0, 8), "VMLSTAT1");
+    EXPECT_EQ(data.substr(24, 9), std::string("\x01", 1) + le.substr(0, 8));
+    EXPECT_EQ(data[33], 0);  // chunk 1 unconfirmed
+    EXPECT_EQ(data.substr(43, 8), le.substr(16, 8));
+    uint64_t check = 0;
+    for (int b = 7; b >= 0; --b) {
+        check = (check << 8) | static_cast<uint8_t>(data[data.size() - 8 + static_cast<size_t>(b)]);
+    }
+    EXPECT_EQ(check, XXH3_64bits(data.data(), data.size() - 8));
 }
 
 }  // namespace
