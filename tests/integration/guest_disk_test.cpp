@@ -6,6 +6,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -24,7 +26,13 @@ using testing_support::read_all;
 using testing_support::TempDir;
 using testing_support::write_all;
 
-const std::string k_lvm_config = "backup { backup = 0 archive = 0 }";
+// LVM sees only this test's PV: other tests (and the lab's guest image build)
+// run at the same time with their own loop devices and volume groups, some of
+// them with the same VG name, and a scan that met them would refuse or race.
+std::string lvm_config(const std::string& pv) {
+    return "backup { backup = 0 archive = 0 } devices { filter = [ \"a|^" + pv +
+           "$|\", \"r|.*|\" ] }";
+}
 
 class GuestDisk : public ::testing::Test {
   protected:
@@ -126,7 +134,36 @@ class GuestDisk : public ::testing::Test {
     // Nothing of ours is left attached or mounted.
     void expect_clean() {
         EXPECT_EQ(sh({"losetup", "-j", m_img}), "");
-        EXPECT_EQ(read_all("/proc/mounts").find("vmlift-guest-"), std::string::npos);
+        const std::string img = std::filesystem::weakly_canonical(m_img).string();
+        EXPECT_EQ(guest_mounts_of([&](const std::string& back) { return back == img; }), "");
+    }
+    // The edit's mounts (a /tmp/vmlift-guest-* mount point) whose device is, or
+    // is a loop device backed by, something of this test (is_ours). Other
+    // tests edit their own images at the same time; their mounts don't count.
+    static std::string guest_mounts_of(const std::function<bool(const std::string&)>& is_ours) {
+        std::istringstream mounts(read_all("/proc/mounts"));
+        std::string line, found;
+        while (std::getline(mounts, line)) {
+            std::istringstream fields(line);
+            std::string source, target;
+            fields >> source >> target;
+            if (target.find("vmlift-guest-") == std::string::npos) {
+                continue;
+            }
+            std::string backing = source;
+            if (source.rfind("/dev/loop", 0) == 0) {
+                std::error_code ec;
+                std::string sys = "/sys/block/" + source.substr(5) + "/loop/backing_file";
+                backing = std::filesystem::exists(sys, ec) ? read_all(sys) : "";
+                while (!backing.empty() && backing.back() == '\n') {
+                    backing.pop_back();
+                }
+            }
+            if (is_ours(backing)) {
+                found += line + "\n";
+            }
+        }
+        return found;
     }
 
     TempDir m_dir;
@@ -147,9 +184,9 @@ TEST_F(GuestDisk, UbuntuOnLvmWithNetplanIsRewrittenByMac) {
     make_root(boot_off, boot_size, "ext4", {{"grub/grub.cfg", "# not a root\n"}});
     auto [pv_off, pv_size] = partition(3);
     std::string pv = loop(pv_off, pv_size);
-    sh({"pvcreate", "-q", "-ff", "-y", "--config", k_lvm_config, pv});
-    sh({"vgcreate", "-q", "--config", k_lvm_config, "ubuntu-vg", pv});
-    sh({"lvcreate", "--driverloaded", "n", "-q", "--config", k_lvm_config, "-L", "200M", "-n",
+    sh({"pvcreate", "-q", "-ff", "-y", "--config", lvm_config(pv), pv});
+    sh({"vgcreate", "-q", "--config", lvm_config(pv), "ubuntu-vg", pv});
+    sh({"lvcreate", "--driverloaded", "n", "-q", "--config", lvm_config(pv), "-L", "200M", "-n",
         "ubuntu-lv", "ubuntu-vg"});
     auto lvs = parse_lvm_metadata(sh({"pvck", "--dump", "metadata", pv}));
     ASSERT_TRUE(lvs.ok()) << lvs.status().message();
@@ -207,13 +244,13 @@ TEST_F(GuestDisk, MultiSegmentLvIsRefused) {
     sh({"sfdisk", "-q", m_img}, "label: gpt\n,+,E6D6D379-F507-44C2-A23C-238F2A3DF928\n");
     auto [pv_off, pv_size] = partition(1);
     std::string pv = loop(pv_off, pv_size);
-    sh({"pvcreate", "-q", "-ff", "-y", "--config", k_lvm_config, pv});
-    sh({"vgcreate", "-q", "--config", k_lvm_config, "guestvg", pv});
+    sh({"pvcreate", "-q", "-ff", "-y", "--config", lvm_config(pv), pv});
+    sh({"vgcreate", "-q", "--config", lvm_config(pv), "guestvg", pv});
     for (const char* lv : {"root", "other"}) {
-        sh({"lvcreate", "--driverloaded", "n", "-q", "--config", k_lvm_config, "-L", "16M", "-n",
+        sh({"lvcreate", "--driverloaded", "n", "-q", "--config", lvm_config(pv), "-L", "16M", "-n",
             lv, "guestvg"});
     }
-    sh({"lvextend", "--driverloaded", "n", "-q", "--config", k_lvm_config, "-L", "+16M",
+    sh({"lvextend", "--driverloaded", "n", "-q", "--config", lvm_config(pv), "-L", "+16M",
         "guestvg/root"});
     detach_all();
     auto r =
@@ -393,7 +430,11 @@ TEST_F(GuestDisk, OverNbdFromAnotherHost) {
     auto no_fuse_left = [&] {
         const std::string mounts = read_all("/proc/mounts");
         EXPECT_EQ(mounts.find("/nbd-"), std::string::npos) << mounts;
-        EXPECT_EQ(mounts.find("vmlift-guest-"), std::string::npos) << mounts;
+        EXPECT_EQ(guest_mounts_of([](const std::string& back) {
+                      return back.find("/nbd-") != std::string::npos ||
+                             back.rfind("/dev/nbd", 0) == 0;
+                  }),
+                  "");
         EXPECT_EQ(sh({"losetup", "--list", "--noheadings", "-O", "BACK-FILE"}).find("/nbd-"),
                   std::string::npos);
         std::error_code ec;
