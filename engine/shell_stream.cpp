@@ -98,6 +98,7 @@ Result<StreamResult> run_shell_stream(SshTransport& src, SshTransport& dst,
         return size.status();
     }
     result.size = *size;
+    result.block_size = req.block_size;
     if (progress) {
         progress->set_total(*size);
     }

@@ -185,6 +185,7 @@ class Copier {
         StreamResult result;
         result.transport = StreamTransport::agent;
         result.size = m_size;
+        result.block_size = block_size();
         VMLIFT_RETURN_IF_ERROR(m_route.choose(result));
         if (m_req.delta) {
             VMLIFT_RETURN_IF_ERROR(hash_both());
@@ -230,7 +231,8 @@ class Copier {
     // Delta: both hosts hash their disk at the same time; the sender then
     // reads only the chunks whose hashes differ.
     Status hash_both() {
-        m_log.info("stream", "delta: hashing both disks to find unchanged chunks");
+        m_log.info("stream", "delta: hashing both disks in " + std::to_string(block_size() / 1024) +
+                                 " KiB blocks to find unchanged ones");
         const std::string bs = std::to_string(block_size());
         Status dst_status;
         std::thread dst_thread([&] {
@@ -298,7 +300,8 @@ class Copier {
     }
 
     uint32_t block_size() const {
-        return m_req.delta ? std::min(m_req.block_size, m_req.delta_block_size) : m_req.block_size;
+        return m_req.delta ? delta_granularity(m_size, m_req.delta_block_size, m_req.block_size)
+                           : m_req.block_size;
     }
 
     std::vector<std::string> recv_argv() const {
@@ -504,9 +507,18 @@ nlohmann::json StreamResult::to_json() const {
             {"digest", digest},
             {"seconds", seconds},
             {"rounds", rounds},
+            {"block_size", block_size},
             {"readback_verified", readback_verified},
             {"sender_usage", sender_usage},
             {"receiver_usage", receiver_usage}};
+}
+
+uint32_t delta_granularity(uint64_t disk_size, uint32_t wanted, uint32_t block_size) {
+    uint64_t size = std::max<uint64_t>(wanted, 4096);
+    while (size < block_size && (disk_size + size - 1) / size > k_max_delta_chunks) {
+        size *= 2;
+    }
+    return static_cast<uint32_t>(std::min<uint64_t>(size, block_size));
 }
 
 Result<StreamResult> run_stream(SshTransport& src, SshTransport& dst, const StreamRequest& req,

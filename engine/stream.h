@@ -55,7 +55,7 @@ struct StreamRequest {
     uint32_t block_size = 4u << 20;
     // --delta compares and sends at this granularity: 1% of 4 KiB blocks
     // changed at random then moves about 1% of the disk, where 4 MiB chunks
-    // would move nearly all of it.
+    // would move nearly all of it. Bounded by delta_granularity().
     uint32_t delta_block_size = 4096;
     int zstd_level = 1;  // 0: no compression (1 measured fastest; see README)
     int zstd_threads = 0;
@@ -93,12 +93,22 @@ struct StreamResult {
     std::string digest;
     double seconds = 0;
     int rounds = 0;
+    uint32_t block_size = 0;  // the chunk size compared and sent (a delta's is smaller)
     bool readback_verified = false;
     // What each agent reported of itself: cpu_s, max_rss_kib, children_*.
     nlohmann::json sender_usage;
     nlohmann::json receiver_usage;
     nlohmann::json to_json() const;
 };
+
+// Each host holds a hash per chunk of the disk (twice on the sender), so a
+// delta's memory grows with the chunk count. It compares at `wanted` bytes
+// (4 KiB), doubled until the disk has at most k_max_delta_chunks chunks, and
+// never coarser than `block_size`: 8 GiB stays at 4 KiB, 100 GiB compares at
+// 64 KiB, 2 TiB at 1 MiB, and each agent stays within the memory measured
+// for 8 GiB (README: at most 128 MiB).
+inline constexpr uint64_t k_max_delta_chunks = uint64_t{1} << 21;
+uint32_t delta_granularity(uint64_t disk_size, uint32_t wanted, uint32_t block_size);
 
 Result<StreamResult> run_stream(SshTransport& src, SshTransport& dst, const StreamRequest& req,
                                 ProgressReporter* progress, Logger& log);

@@ -295,6 +295,7 @@ TEST_F(StreamCli, VerifyReadbackAndDeltaResync) {
     EXPECT_LE(result["bytes_written"].get<uint64_t>(), 16 * 4096u)
         << "delta rewrote more than the changed 4 KiB blocks";
     EXPECT_GE(result["same_bytes"].get<uint64_t>(), 64 * k_mib - 16 * 4096);
+    EXPECT_EQ(result["block_size"], 4096);
 }
 
 // Kills the copy at random points (the controller, or the SSH sessions on

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <xxhash.h>
 
+#include "engine/stream.h"
 #include "engine/stream_receiver.h"
 #include "engine/stream_sender.h"
 #include "tests/support/temp_dir.h"
@@ -367,3 +368,33 @@ TEST(StreamProtocol, DigestRunHashAndStateHaveTheDocumentedBytes) {
 
 }  // namespace
 }  // namespace vmlift::stream
+
+namespace vmlift {
+namespace {
+
+// A delta's hash tables are one entry per chunk: the granularity grows with
+// the disk so the chunk count (and the agents' memory) stays bounded.
+TEST(DeltaGranularity, StaysAt4KiBUpTo8GiBThenDoublesToBoundTheChunkCount) {
+    constexpr uint64_t gib = uint64_t{1} << 30;
+    constexpr uint32_t chunk = 4u << 20;
+    EXPECT_EQ(delta_granularity(0, 4096, chunk), 4096u);
+    EXPECT_EQ(delta_granularity(8 * gib, 4096, chunk), 4096u);
+    EXPECT_EQ(delta_granularity(8 * gib + 1, 4096, chunk), 8192u);
+    EXPECT_EQ(delta_granularity(100 * gib, 4096, chunk), 65536u);
+    EXPECT_EQ(delta_granularity(2048 * gib, 4096, chunk), 1u << 20);
+    // Never coarser than the copy's own chunks, never finer than 4 KiB.
+    EXPECT_EQ(delta_granularity(64 * 1024 * gib, 4096, chunk), chunk);
+    EXPECT_EQ(delta_granularity(64 * 1024 * gib, 4096, 1u << 20), 1u << 20);
+    EXPECT_EQ(delta_granularity(gib, 512, chunk), 4096u);
+    for (uint64_t size : {gib, 8 * gib, 33 * gib, 1000 * gib, 3000 * gib}) {
+        const uint32_t g = delta_granularity(size, 4096, chunk);
+        EXPECT_EQ(g % 4096, 0u);
+        EXPECT_LE((size + g - 1) / g, k_max_delta_chunks) << size;
+        if (g > 4096) {  // the smallest size that fits
+            EXPECT_GT((size + g / 2 - 1) / (g / 2), k_max_delta_chunks) << size;
+        }
+    }
+}
+
+}  // namespace
+}  // namespace vmlift
