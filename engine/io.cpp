@@ -1,6 +1,7 @@
 #include "engine/io.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -190,6 +191,78 @@ Result<size_t> BytePipe::pop(char* buffer, size_t size) {
     m_through += copied;
     m_cv.notify_all();
     return copied;
+}
+
+}  // namespace vmlift
+
+namespace vmlift {
+
+Result<std::unique_ptr<KernelPipe>> KernelPipe::make(size_t capacity) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
+        return Status(Code::io_error,
+                      std::string("cannot create a pipe for the relay: ") + std::strerror(errno));
+    }
+    // Larger than the default 64 KiB: fewer wakeups of the two SSH clients.
+    // Unprivileged users may be limited; the default still works.
+    (void)::fcntl(fds[1], F_SETPIPE_SZ, static_cast<int>(capacity));
+    std::unique_ptr<KernelPipe> pipe(new KernelPipe());
+    pipe->m_source.fd = fds[0];
+    pipe->m_sink.fd = fds[1];
+    return pipe;
+}
+
+KernelPipe::~KernelPipe() {
+    close_write();
+    close_read();
+}
+
+void KernelPipe::End::close() {
+    if (fd >= 0) {
+        ::close(fd);
+        fd = -1;
+    }
+}
+
+// A child holding the other end may set it non-blocking (ssh does, on the
+// descriptors it is given), so EAGAIN waits in poll.
+Status KernelPipe::Sink::write(std::string_view data) {
+    while (!data.empty()) {
+        if (fd < 0) {
+            return Status(Code::connection_lost, "the relay pipe is closed");
+        }
+        ssize_t n = ::write(fd, data.data(), data.size());
+        if (n > 0) {
+            data.remove_prefix(static_cast<size_t>(n));
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            pollfd p{fd, POLLOUT, 0};
+            (void)::poll(&p, 1, 1000);
+        } else if (n < 0 && errno != EINTR) {
+            return Status(
+                Code::connection_lost,
+                std::string("the relay's receiving side went away (") + std::strerror(errno) + ")");
+        }
+    }
+    return {};
+}
+
+Result<size_t> KernelPipe::Source::read(char* buffer, size_t size) {
+    for (;;) {
+        if (fd < 0) {
+            return size_t{0};
+        }
+        ssize_t n = ::read(fd, buffer, size);
+        if (n >= 0) {
+            return static_cast<size_t>(n);
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            pollfd p{fd, POLLIN, 0};
+            (void)::poll(&p, 1, 1000);
+        } else if (errno != EINTR) {
+            return Status(Code::io_error,
+                          std::string("cannot read the relay pipe: ") + std::strerror(errno));
+        }
+    }
 }
 
 }  // namespace vmlift

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -23,12 +24,20 @@ class ByteSource {
   public:
     virtual ~ByteSource() = default;
     virtual Result<size_t> read(char* buffer, size_t size) = 0;
+    // A descriptor that a local child process may read as its stdin instead
+    // of being fed through read(); -1 when there is none. A runner that
+    // gives it to a child calls handed_off() once the child holds it.
+    virtual int child_fd() const { return -1; }
+    virtual void handed_off() {}
 };
 
 class ByteSink {
   public:
     virtual ~ByteSink() = default;
     virtual Status write(std::string_view data) = 0;
+    // As ByteSource::child_fd, for a child's stdout.
+    virtual int child_fd() const { return -1; }
+    virtual void handed_off() {}
 };
 
 class StringSource : public ByteSource {
@@ -127,6 +136,45 @@ class DirectReader {
 
 // The last non-empty line of `text`, trimmed; used to quote a tool's error.
 std::string last_line(std::string_view text);
+
+// A kernel pipe between two child processes (the relay's two SSH legs).
+// PosixProcessRunner hands each end to its child as stdin or stdout and
+// closes its own copy once the child runs, so the stream never passes
+// through this process. A transport that pumps in-process (libssh2) reads
+// and writes the ends like any source and sink. After each side's exec,
+// close_write()/close_read() give the other side EOF or EPIPE in case the
+// end was not handed off.
+class KernelPipe {
+  public:
+    // A pipe whose kernel buffer is widened to `capacity` where allowed.
+    static Result<std::unique_ptr<KernelPipe>> make(size_t capacity);
+    ~KernelPipe();
+    KernelPipe(const KernelPipe&) = delete;
+    KernelPipe& operator=(const KernelPipe&) = delete;
+    ByteSink& sink() { return m_sink; }
+    ByteSource& source() { return m_source; }
+    void close_write() { m_sink.close(); }
+    void close_read() { m_source.close(); }
+
+  private:
+    struct End {
+        int fd = -1;
+        void close();
+    };
+    struct Sink : ByteSink, End {
+        Status write(std::string_view data) override;
+        int child_fd() const override { return fd; }
+        void handed_off() override { close(); }
+    };
+    struct Source : ByteSource, End {
+        Result<size_t> read(char* buffer, size_t size) override;
+        int child_fd() const override { return fd; }
+        void handed_off() override { close(); }
+    };
+    KernelPipe() = default;
+    Sink m_sink;
+    Source m_source;
+};
 
 }  // namespace vmlift
 

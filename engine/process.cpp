@@ -436,6 +436,15 @@ ExitStatus wait_for(pid_t pid) {
 }
 
 Result<ExitStatus> PosixProcessRunner::run(const ProcessSpec& spec, RunIo io) {
+    // A source or sink that is itself a pipe end goes to the child as is.
+    ByteSource* handed_in = io.in && io.in->child_fd() >= 0 ? io.in : nullptr;
+    ByteSink* handed_out = io.out && io.out->child_fd() >= 0 ? io.out : nullptr;
+    if (handed_in) {
+        io.in = nullptr;
+    }
+    if (handed_out) {
+        io.out = nullptr;
+    }
     Pipe in, out, err;
     if (io.in) {
         auto p = make_pipe();
@@ -459,9 +468,17 @@ Result<ExitStatus> PosixProcessRunner::run(const ProcessSpec& spec, RunIo io) {
         err = std::move(*p);
     }
     Spawner spawner(spec);
-    auto pid = spawner.spawn(in.read_end.get(), out.write_end.get(), err.write_end.get());
+    auto pid = spawner.spawn(handed_in ? handed_in->child_fd() : in.read_end.get(),
+                             handed_out ? handed_out->child_fd() : out.write_end.get(),
+                             err.write_end.get());
     if (!pid.ok()) {
         return pid.status();
+    }
+    if (handed_in) {
+        handed_in->handed_off();
+    }
+    if (handed_out) {
+        handed_out->handed_off();
     }
     in.read_end.reset();
     out.write_end.reset();

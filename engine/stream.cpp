@@ -373,19 +373,24 @@ class Copier {
             std::chrono::duration_cast<std::chrono::milliseconds>(m_req.task_timeout)};
         Status send_status, recv_status;
         if (result.mode == StreamMode::relay) {
-            BytePipe pipe(16u << 20);
+            // The two legs' ssh clients share one kernel pipe: the stream does
+            // not pass through this process (see KernelPipe).
+            auto pipe = KernelPipe::make(1u << 20);
+            if (!pipe.ok()) {
+                return pipe.status();
+            }
+            KernelPipe& legs = **pipe;
             std::thread receiver([&] {
                 auto exit = m_dst.exec(recv_argv(),
-                                       RunIo{&pipe.source(), &receiver_out, &receiver_err}, limit);
-                pipe.close_read();
+                                       RunIo{&legs.source(), &receiver_out, &receiver_err}, limit);
+                legs.close_read();
                 recv_status = exit_status(exit, "receiver", m_dst, receiver_err.str());
             });
             auto exit =
-                m_src.exec(send_argv(), RunIo{&sender_in, &pipe.sink(), &sender_err}, limit);
-            pipe.close_write();
+                m_src.exec(send_argv(), RunIo{&sender_in, &legs.sink(), &sender_err}, limit);
+            legs.close_write();
             receiver.join();
             send_status = exit_status(exit, "sender", m_src, sender_err.other());
-            result.bytes_sent += pipe.bytes_through();
         } else {
             auto line = shell_join(recv_argv());
             if (!line.ok()) {
@@ -409,8 +414,8 @@ class Copier {
                                "); check --migration-key-path (a key on the source host) or use "
                                "--mode relay");
             }
-            result.bytes_sent += field(sender_err.stats(), "bytes_sent", uint64_t{0});
         }
+        result.bytes_sent += field(sender_err.stats(), "bytes_sent", uint64_t{0});
         result.bytes_read += field(sender_err.stats(), "bytes_read", uint64_t{0});
         if (sender_err.stats().is_object() && sender_err.stats().contains("usage")) {
             result.sender_usage = sender_err.stats()["usage"];

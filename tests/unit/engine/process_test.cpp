@@ -89,6 +89,93 @@ TEST(PosixProcessRunner, StreamsLargeDataThroughStdinAndStdout) {
     EXPECT_EQ(sink.digest(), source.digest());
 }
 
+// The relay's two legs: one child's stdout is the other's stdin, and the
+// runner closes its own copies once the children hold them, so the reader
+// sees EOF when the writer exits without anyone closing anything here.
+TEST(KernelPipe, JoinsTwoChildrenWithoutPassingThroughUs) {
+    PosixProcessRunner runner;
+    auto pipe = KernelPipe::make(1u << 20);
+    ASSERT_TRUE(pipe.ok()) << pipe.status().to_string();
+    KernelPipe& legs = **pipe;
+    HashingSink out;
+    Result<ExitStatus> reader = Status(Code::internal, "did not run");
+    std::thread consumer([&] {
+        reader = runner.run(spec_for({"cat"}), RunIo{&legs.source(), &out, nullptr});
+    });
+    PatternSource source(64ULL << 20, 11);
+    auto writer = runner.run(spec_for({"cat"}), RunIo{&source, &legs.sink(), nullptr});
+    consumer.join();
+    ASSERT_TRUE(writer.ok()) << writer.status().to_string();
+    ASSERT_TRUE(reader.ok()) << reader.status().to_string();
+    EXPECT_TRUE(writer->success()) << writer->describe();
+    EXPECT_TRUE(reader->success()) << reader->describe();
+    EXPECT_EQ(out.bytes(), 64ULL << 20);
+    EXPECT_EQ(out.digest(), source.digest());
+    EXPECT_EQ(legs.sink().child_fd(), -1) << "our copy of the write end is still open";
+    EXPECT_EQ(legs.source().child_fd(), -1);
+}
+
+TEST(KernelPipe, ReaderExitingEarlyStopsTheWriter) {
+    PosixProcessRunner runner;
+    auto pipe = KernelPipe::make(1u << 20);
+    ASSERT_TRUE(pipe.ok());
+    KernelPipe& legs = **pipe;
+    StringSink out;
+    Result<ExitStatus> reader = Status(Code::internal, "did not run");
+    std::thread consumer([&] {
+        reader = runner.run(spec_for({"head", "-c", "10"}), RunIo{&legs.source(), &out, nullptr});
+    });
+    PatternSource source(1ULL << 30, 3);  // far more than the pipe holds
+    auto writer = runner.run(spec_for({"cat"}), RunIo{&source, &legs.sink(), nullptr});
+    consumer.join();
+    ASSERT_TRUE(writer.ok()) << writer.status().to_string();
+    ASSERT_TRUE(reader.ok());
+    EXPECT_TRUE(reader->success());
+    EXPECT_EQ(out.str().size(), 10u);
+    EXPECT_FALSE(writer->success()) << "the writer should have met a closed pipe";
+    EXPECT_FALSE(writer->timed_out);
+    EXPECT_LT(source.produced(), 1ULL << 30);
+}
+
+// A transport that pumps in-process (libssh2) uses the ends as a plain
+// source and sink.
+TEST(KernelPipe, EndsWorkAsSourceAndSinkInProcess) {
+    auto pipe = KernelPipe::make(64 * 1024);
+    ASSERT_TRUE(pipe.ok());
+    KernelPipe& legs = **pipe;
+    PatternSource source(8ULL << 20, 5);
+    std::thread writer([&] {
+        std::string buffer(100000, '\0');
+        for (;;) {
+            auto n = source.read(buffer.data(), buffer.size());
+            ASSERT_TRUE(n.ok());
+            if (*n == 0) {
+                break;
+            }
+            ASSERT_TRUE(legs.sink().write(std::string_view(buffer.data(), *n)).ok());
+        }
+        legs.close_write();
+    });
+    HashingSink got;
+    std::string buffer(77777, '\0');
+    for (;;) {
+        auto n = legs.source().read(buffer.data(), buffer.size());
+        ASSERT_TRUE(n.ok()) << n.status().to_string();
+        if (*n == 0) {
+            break;
+        }
+        ASSERT_TRUE(got.write(std::string_view(buffer.data(), *n)).ok());
+    }
+    writer.join();
+    EXPECT_EQ(got.digest(), source.digest());
+    // With the reader gone, a write fails instead of blocking or killing us.
+    auto again = KernelPipe::make(64 * 1024);
+    ASSERT_TRUE(again.ok());
+    (*again)->close_read();
+    Status st = (*again)->sink().write("late");
+    EXPECT_EQ(st.code(), Code::connection_lost) << st.to_string();
+}
+
 TEST(PosixProcessRunner, ChildExitingEarlyDoesNotHangOrKillUs) {
     PosixProcessRunner runner;
     PatternSource source(256ULL << 20, 1);  // far more than the pipe holds
