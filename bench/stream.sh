@@ -16,7 +16,9 @@
 #   baseline relay   on the controller: ssh src "dd | zstd -T0 -3" | ssh dst "zstd -dc | dd conv=sparse"
 #   vmlift direct / relay              migrate-vm stream (agent transport, defaults)
 #   vmlift direct / relay, loop source the image attached as a loop device (no SEEK_DATA)
-#   vmlift delta      after changing 1% of the 4 KiB blocks at random: migrate-vm stream --delta
+#   vmlift delta      after changing 1% of the 4 KiB blocks at random: migrate-vm stream --delta,
+#                     once after a full copy with --seal (the destination is not read) and
+#                     once after a full copy without (both disks are hashed)
 #   source read floor a cold hash pass over the source alone (what any delta must read)
 # Reported per case: wall seconds, bytes received by dst's interface (the
 # wire), CPU seconds of the whole machine (both hosts and the controller
@@ -136,7 +138,8 @@ BASE_SEND="dd if=$SRC bs=4M status=none | zstd -q -T0 -3 -c"
     echo
 } > "$LAB/baseline-relay.sh"
 
-DELTA="vmlift delta (1% changed)"
+DELTA_SEALED="vmlift delta, sealed (1% changed)"
+DELTA_HASHED="vmlift delta, destination hashed (1% changed)"
 for ROUND in $(seq 1 "$ROUNDS"); do
     [ "$ROUND" = 1 ] || cp --sparse=always "$IMG" "$SRC"  # the last delta changed it
     run_case "baseline direct" "$SRC" contrib/lab/lab.sh exec --dir "$LAB" src -- \
@@ -154,10 +157,14 @@ for ROUND in $(seq 1 "$ROUNDS"); do
     losetup -d "$LOOPDEV"
     LOOPDEV=""
 
-    # Delta: a full copy, then 1% of the 4 KiB blocks changed at random, then --delta.
-    "${MIGRATE[@]}" stream --src-host "$SRC_IP" --dst-host "$DST_IP" --src-dev-path "$SRC" \
-        --dst-dev-path "$DST" --mode direct > /dev/null 2>&1
-    /usr/bin/python3 - "$SRC" "$ROUND" <<'PY'
+    # Delta: a full copy (with --seal, then without), then 1% of the 4 KiB
+    # blocks changed at random, then --delta.
+    for variant in sealed hashed; do
+        name="$DELTA_SEALED"; seal=(--seal); salt=0
+        [ "$variant" = sealed ] || { name="$DELTA_HASHED"; seal=(); salt=1000; }
+        "${MIGRATE[@]}" stream --src-host "$SRC_IP" --dst-host "$DST_IP" --src-dev-path "$SRC" \
+            --dst-dev-path "$DST" --mode direct "${seal[@]}" > /dev/null 2>&1
+        /usr/bin/python3 - "$SRC" $((ROUND + salt)) <<'PY'
 import os, random, sys
 path = sys.argv[1]
 size = os.path.getsize(path)
@@ -168,15 +175,18 @@ with open(path, "r+b") as f:
         f.seek(b * 4096)
         f.write(os.urandom(4096))
 PY
-    sync
-    echo 3 > /proc/sys/vm/drop_caches
-    rx0=$(rx_bytes); cpu0=$(busy_ticks); t0=$(date +%s.%N)
-    /usr/bin/time -f "%M" -o "$LAB/rss" "${MIGRATE[@]}" stream --src-host "$SRC_IP" \
-        --dst-host "$DST_IP" --src-dev-path "$SRC" --dst-dev-path "$DST" --mode direct --delta \
-        > "$LAB/out" 2> "$LAB/err" || { tail -5 "$LAB/err" >&2; exit 1; }
-    t1=$(date +%s.%N); rx1=$(rx_bytes); cpu1=$(busy_ticks)
-    cmp "$SRC" "$DST" || { echo "bench: delta copy differs" >&2; exit 1; }
-    record "$DELTA" "$t0" "$t1" $((rx1 - rx0)) $((cpu1 - cpu0))
+        sync
+        echo 3 > /proc/sys/vm/drop_caches
+        rx0=$(rx_bytes); cpu0=$(busy_ticks); t0=$(date +%s.%N)
+        /usr/bin/time -f "%M" -o "$LAB/rss" "${MIGRATE[@]}" stream --src-host "$SRC_IP" \
+            --dst-host "$DST_IP" --src-dev-path "$SRC" --dst-dev-path "$DST" --mode direct --delta \
+            > "$LAB/out" 2> "$LAB/err" || { tail -5 "$LAB/err" >&2; exit 1; }
+        t1=$(date +%s.%N); rx1=$(rx_bytes); cpu1=$(busy_ticks)
+        cmp "$SRC" "$DST" || { echo "bench: delta copy differs" >&2; exit 1; }
+        grep -q "\"delta_baseline\":\"$variant\"" "$LAB/out" ||
+            { echo "bench: the $variant delta did not run as $variant" >&2; exit 1; }
+        record "$name" "$t0" "$t1" $((rx1 - rx0)) $((cpu1 - cpu0))
+    done
 
     # The delta's floor: one cold read of the source's allocated data, hashed
     # at 4 KiB as the delta does (no network, no destination).
@@ -211,7 +221,8 @@ echo
 echo "| case | wall s, median (each round) | vs baseline, median (range) | wire GiB | CPU s, median | peak RSS MiB ctl / send / recv |"
 echo "|---|---:|---:|---:|---:|---|"
 for name in "baseline direct" "baseline relay" "vmlift direct" "vmlift relay" \
-            "vmlift direct, loop source" "vmlift relay, loop source" "$DELTA"; do
+            "vmlift direct, loop source" "vmlift relay, loop source" "$DELTA_SEALED" \
+            "$DELTA_HASHED"; do
     case "$name" in
         *relay*) base="baseline relay" ;;
         *) base="baseline direct" ;;
@@ -224,21 +235,27 @@ for name in "baseline direct" "baseline relay" "vmlift direct" "vmlift relay" \
     lo=$(printf '%s\n' "${ratios[@]}" | sort -g | head -n 1)
     hi=$(printf '%s\n' "${ratios[@]}" | sort -g | tail -n 1)
     ratio="$(median "${ratios[@]}")x ($lo–$hi)"
-    [ "$name" != "$DELTA" ] || ratio="– (see below)"
+    [[ "$name" != *delta* ]] || ratio="– (see below)"
     # shellcheck disable=SC2046
     echo "| $name | $(median $walls) ($walls) | $ratio |" \
          "$(median $(per_round WIRE "$name")) | $(median $(per_round CPU "$name")) |" \
          "$(max_of $(per_round RSS_C "$name")) / $(max_of $(per_round RSS_S "$name")) / $(max_of $(per_round RSS_R "$name")) |"
 done
-pcts=(); times=(); floors=()
+for delta in "$DELTA_SEALED" "$DELTA_HASHED"; do
+    pcts=(); times=()
+    for r in $(seq 1 "$ROUNDS"); do
+        pcts+=("$(awk -v w="${SAME[$delta#$r]}" 'BEGIN {printf "%.2f", 100 * w / 8589934592}')")
+        times+=("$(awk -v d="${WALL[$delta#$r]}" -v f="${WALL[vmlift direct#$r]}" 'BEGIN {printf "%.0f", 100 * d / f}')")
+    done
+    echo
+    echo "${delta%% (*}: wrote $(median "${pcts[@]}")% of the disk (median; each round: ${pcts[*]})" \
+         "and took $(median "${times[@]}")% of the same round's full direct copy (each round: ${times[*]})."
+done
+floors=()
 for r in $(seq 1 "$ROUNDS"); do
-    pcts+=("$(awk -v w="${SAME[$DELTA#$r]}" 'BEGIN {printf "%.2f", 100 * w / 8589934592}')")
-    times+=("$(awk -v d="${WALL[$DELTA#$r]}" -v f="${WALL[vmlift direct#$r]}" 'BEGIN {printf "%.0f", 100 * d / f}')")
     floors+=("$(awk -v d="${FLOOR[$r]}" -v f="${WALL[vmlift direct#$r]}" 'BEGIN {printf "%.0f", 100 * d / f}')")
 done
 echo
-echo "Delta re-sync wrote $(median "${pcts[@]}")% of the disk (median; each round: ${pcts[*]}) and took" \
-     "$(median "${times[@]}")% of the same round's full direct copy (each round: ${times[*]})."
 echo "Reading and hashing the source alone, cold, took $(median "${FLOOR[@]}") s, that is" \
      "$(median "${floors[@]}")% of the same round's full direct copy (each round: ${floors[*]}):" \
      "the floor of any delta without change tracking."

@@ -120,8 +120,9 @@ class Copier {
           m_log(log),
           m_run_dir(req.agent_dir + "/run-" + (req.run_id.empty() ? random_id() : req.run_id)),
           m_route(src, dst, req, m_run_dir, log) {
-        m_state_path = req.agent_dir + "/state-" +
-                       hex64(XXH3_64bits(req.dst_path.data(), req.dst_path.size())) + ".bin";
+        const std::string key = hex64(XXH3_64bits(req.dst_path.data(), req.dst_path.size()));
+        m_state_path = req.agent_dir + "/state-" + key + ".bin";
+        m_seal_path = req.agent_dir + "/seal-" + key + ".bin";
     }
 
     Result<StreamResult> run() {
@@ -142,8 +143,9 @@ class Copier {
         }
         Result<DeployedAgent> dst_agent = DeployedAgent{};
         std::thread dst_deploy([&] {
-            dst_agent = deploy_agent(m_dst, m_req.local_agent, m_run_dir,
-                                     {"info", "--path", m_req.dst_path}, dst_extras);
+            dst_agent =
+                deploy_agent(m_dst, m_req.local_agent, m_run_dir,
+                             {"info", "--path", m_req.dst_path, "--seal", m_seal_path}, dst_extras);
         });
         auto src_agent = deploy_agent(m_src, m_req.local_agent, m_run_dir,
                                       {"info", "--path", m_req.src_path}, src_extras);
@@ -188,7 +190,7 @@ class Copier {
         result.block_size = block_size();
         VMLIFT_RETURN_IF_ERROR(m_route.choose(result));
         if (m_req.delta) {
-            VMLIFT_RETURN_IF_ERROR(hash_both());
+            VMLIFT_RETURN_IF_ERROR(hash_both(result));
         }
         for (int round = 1; round <= m_req.max_rounds; ++round) {
             result.rounds = round;
@@ -203,6 +205,7 @@ class Copier {
             result.zero_bytes_skipped += field(r, "zero_bytes_skipped", uint64_t{0});
             result.same_bytes = field(r, "same_bytes", uint64_t{0});
             result.readback_verified = field(r, "readback_checked", false);
+            result.sealed = field(r, "sealed", false);
             if (r.is_object() && r.contains("usage")) {
                 result.receiver_usage = r["usage"];
             }
@@ -228,12 +231,42 @@ class Copier {
                                           " rounds; check the hosts' memory and disks");
     }
 
+    // Whether the destination's seal still describes it at this delta's
+    // geometry (its agent checked the identity in `info`).
+    bool seal_holds() const {
+        try {
+            auto seal = nlohmann::json::parse(m_dst_info).at("seal");
+            return seal.is_object() && seal.at("size") == m_size &&
+                   seal.at("block_size") == block_size();
+        } catch (const nlohmann::json::exception&) {
+            return false;
+        }
+    }
+
     // Delta: both hosts hash their disk at the same time; the sender then
-    // reads only the chunks whose hashes differ.
-    Status hash_both() {
+    // reads only the chunks whose hashes differ. With a seal that holds,
+    // the destination is not read: the sender reads the source once,
+    // hashing as it goes, and sends what differs.
+    Status hash_both(StreamResult& result) {
+        const std::string bs = std::to_string(block_size());
+        if (seal_holds()) {
+            m_log.info("stream",
+                       "delta: the destination is unchanged since its seal; reading "
+                       "only the source, in " +
+                           std::to_string(block_size() / 1024) + " KiB blocks");
+            auto sealed = exec_checked(
+                m_dst, {m_dst_agent, "hashes", "--path", m_req.dst_path, "--block-size", bs,
+                        "--state", m_state_path, "--print", "--seal", m_seal_path});
+            if (!sealed.ok()) {
+                return sealed.status();
+            }
+            m_dst_state = std::move(*sealed);
+            result.delta_baseline = "seal";
+            return {};
+        }
         m_log.info("stream", "delta: hashing both disks in " + std::to_string(block_size() / 1024) +
                                  " KiB blocks to find unchanged ones");
-        const std::string bs = std::to_string(block_size());
+        result.delta_baseline = "hashed";
         Status dst_status;
         std::thread dst_thread([&] {
             // The destination's state comes back with it: the sender's
@@ -312,6 +345,13 @@ class Copier {
         }
         if (m_req.verify_readback) {
             argv.push_back("--verify-readback");
+        }
+        argv.push_back("--seal");  // removed before the first write
+        argv.push_back(m_seal_path);
+        if (m_req.seal) {
+            argv.push_back("--seal-block-size");
+            argv.push_back(std::to_string(
+                delta_granularity(m_size, m_req.delta_block_size, m_req.block_size)));
         }
         return argv;
     }
@@ -469,6 +509,7 @@ class Copier {
     std::string m_src_agent;
     std::string m_dst_agent;
     std::string m_state_path;
+    std::string m_seal_path;
     std::string m_source_state;    // delta: the source's hash pass, on the source host
     std::string m_dst_state;       // delta: the destination's state, as printed by its hash pass
     bool m_remove_state = false;   // the copy completed: its receiver state goes
@@ -514,6 +555,8 @@ nlohmann::json StreamResult::to_json() const {
             {"rounds", rounds},
             {"block_size", block_size},
             {"readback_verified", readback_verified},
+            {"sealed", sealed},
+            {"delta_baseline", delta_baseline},
             {"sender_usage", sender_usage},
             {"receiver_usage", receiver_usage}};
 }

@@ -9,7 +9,8 @@
 //   and the copy runs in rounds: round 1 sends everything (or, with resume,
 //   skips chunks the destination's state already confirms; with delta, first
 //   hashes both disks at the same time and the sender reads only chunks
-//   whose hashes differ); later rounds resend
+//   whose hashes differ, or, when the destination's seal from the last copy
+//   still holds, reads the source once against it); later rounds resend
 //   only chunks that failed verification, up to max_rounds. Success means
 //   every chunk confirmed and both whole-disk digests equal. Topologies:
 //   relay (two SSH legs joined by a bounded pipe on the controller), direct
@@ -62,6 +63,11 @@ struct StreamRequest {
     bool sparse = true;
     bool resume = false;
     bool delta = false;
+    // A complete copy leaves the destination's hashes at the delta's block
+    // size beside its state (stream_seal.h): a later --delta then trusts
+    // them while the destination's identity is unchanged and reads only the
+    // source, in one pass. Any other copy to the destination removes it.
+    bool seal = false;
     bool verify_readback = false;
     bool dst_fresh = false;  // the destination is known to read as zeros
     int max_rounds = 3;
@@ -95,6 +101,8 @@ struct StreamResult {
     int rounds = 0;
     uint32_t block_size = 0;  // the chunk size compared and sent (a delta's is smaller)
     bool readback_verified = false;
+    bool sealed = false;         // this copy left a seal
+    std::string delta_baseline;  // delta: "seal" or "hashed" (the destination was read)
     // What each agent reported of itself: cpu_s, max_rss_kib, children_*.
     nlohmann::json sender_usage;
     nlohmann::json receiver_usage;

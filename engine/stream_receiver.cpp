@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "engine/io.h"
+#include "engine/stream_seal.h"
 #include "engine/stream_sender.h"
 
 namespace vmlift::stream {
@@ -338,6 +339,13 @@ class Receiver {
         VMLIFT_RETURN_IF_ERROR(m_dst.open(m_options.path, m_header.size, m_options.fresh));
         m_stats.fresh = m_dst.fresh();
         VMLIFT_RETURN_IF_ERROR(lock_state());
+        drop_seal(m_options.seal_path);  // it would no longer describe the disk
+        const uint32_t g = m_options.seal_block_size;
+        m_sealing = !m_options.seal_path.empty() && g != 0 && g % 4096 == 0 &&
+                    g <= m_header.block_size && m_header.block_size % g == 0;
+        if (m_sealing && g != m_header.block_size) {
+            m_seal = ChunkState(m_header.size, g);
+        }
         auto loaded =
             m_options.state_path.empty()
                 ? std::nullopt
@@ -356,6 +364,12 @@ class Receiver {
         }
         m_stats.chunks_unconfirmed = m_state.count() - m_state.confirmed_count();
         m_stats.digest = digest_of(m_state.hashes());
+        if (m_sealing && m_stats.complete()) {
+            // Everything is on disk and synced: the seal records the disk as
+            // it is now.
+            const ChunkState& hashes = m_seal.count() > 0 ? m_seal : m_state;
+            m_stats.sealed = write_seal(m_options.seal_path, m_options.path, hashes).ok();
+        }
         return m_stats;
     }
 
@@ -431,6 +445,9 @@ class Receiver {
     Status chunk(const FrameHeader& f) {
         const uint64_t index = f.offset / m_header.block_size;
         if (f.kind == FrameKind::same) {
+            if (m_seal.count() > 0) {
+                m_sealing = false;  // no finer hashes of what we did not receive
+            }
             return same_run(index, f);
         }
         m_state.unconfirm(index);
@@ -458,6 +475,7 @@ class Receiver {
                     ++m_stats.chunks_bad;
                     return {};
                 }
+                seal_data(f.offset, data, f.length);
                 writer().submit(*buffer, f.length, f.offset, index, f.hash);
                 m_stats.bytes_written += f.length;
                 return {};  // confirmed once written and synced (checkpoint)
@@ -467,6 +485,7 @@ class Receiver {
                     ++m_stats.chunks_bad;
                     return {};
                 }
+                seal_data(f.offset, nullptr, f.length);
                 if (m_dst.fresh()) {
                     m_stats.zero_bytes_skipped += f.length;
                 } else {
@@ -506,6 +525,19 @@ class Receiver {
         }
         m_stats.same_bytes += f.length;
         return {};
+    }
+
+    // The seal's finer hashes of a verified chunk (data null: zeros).
+    void seal_data(uint64_t offset, const char* data, uint32_t length) {
+        if (!m_sealing || m_seal.count() == 0) {
+            return;
+        }
+        const uint32_t g = m_seal.block_size();
+        for (uint32_t at = 0; at < length; at += g) {
+            const uint64_t index = (offset + at) / g;
+            const uint32_t n = chunk_length(m_header.size, g, index);
+            m_seal.confirm(index, data ? hash_bytes(data + at, n) : zero_hash(n));
+        }
     }
 
     Status end_frame() {
@@ -576,6 +608,8 @@ class Receiver {
     Header m_header;
     Destination m_dst;
     ChunkState m_state;
+    bool m_sealing = false;
+    ChunkState m_seal;  // finer than m_state: the seal's hashes as they arrive
     std::vector<std::optional<uint64_t>> m_known;
     std::vector<std::pair<uint64_t, uint64_t>> m_pending;  // written, not yet synced
     SteadyClock::time_point m_last_checkpoint;

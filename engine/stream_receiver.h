@@ -41,6 +41,13 @@ struct ReceiverOptions {
     bool fresh = false;      // the caller knows the destination reads as zeros
     bool verify_readback = false;
     std::chrono::milliseconds checkpoint_interval{2000};
+    // Any seal of the destination (stream_seal.h) is removed before the
+    // first write. With seal_block_size set, a complete copy leaves a new
+    // one holding every block's hash at that size (a multiple of 4 KiB that
+    // divides the stream's block size): one pass that wrote every chunk, or
+    // a stream at that very block size, can seal; a resumed copy cannot.
+    std::string seal_path;
+    uint32_t seal_block_size = 0;
 };
 
 struct ReceiverStats {
@@ -57,6 +64,7 @@ struct ReceiverStats {
     Digest sender_digest;
     bool readback_checked = false;
     uint64_t readback_mismatches = 0;
+    bool sealed = false;
     bool complete() const {
         return chunks_unconfirmed == 0 && digest == sender_digest && readback_mismatches == 0;
     }

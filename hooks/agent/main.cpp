@@ -11,20 +11,27 @@
 //       SRC's own hashes from `hashes` (delta): chunks whose hash matches the
 //       known one are not read again.
 //   vmlift-agent recv --path DST [--state FILE] [--fresh] [--verify-readback]
+//                     [--seal FILE [--seal-block-size N]]
 //       Writes the stream from stdin to DST; prints a JSON result on stdout.
+//       Removes the seal FILE first; with --seal-block-size, a complete copy
+//       writes a new one (engine/stream_seal.h).
 //   vmlift-agent state --state FILE --size N --block-size B
 //       Prints the saved chunk state (binary; nothing when there is none).
-//   vmlift-agent hashes --path DST --block-size B --state FILE [--print]
+//   vmlift-agent hashes --path DST --block-size B --state FILE [--print] [--seal FILE]
 //       Hashes DST and saves it as the confirmed state (delta baseline);
 //       with --print, prints that state as `state` would (saves the caller
-//       a second command).
+//       a second command). With --seal, a seal that still describes DST at
+//       this block size is used instead of reading DST (and is consumed);
+//       stderr then says "sealed".
 //   vmlift-agent edit-guest --device DISK|--nbd-uri URI [--nbd-device DEV] --nics JSON [--vg-name
 //   VG]
 //                     [--lv-name LV] [--mount-point DIR] [--dry-run]
 //       Rewrites the network config on the copied disk DISK on this host
 //       (engine/guest_disk.h); prints the result JSON on stdout.
-//   vmlift-agent info --path P
-//       Prints {"exists","type","size","readable","allocated_bytes"} as JSON.
+//   vmlift-agent info --path P [--seal FILE]
+//       Prints {"exists","type","size","readable","allocated_bytes"} as JSON;
+//       with --seal, also "seal": {"size","block_size"} when that seal still
+//       describes P, else "seal": null and "seal_why".
 // Errors: "vmlift-agent: error: ..." on stderr and the exit codes of the
 // README's table.
 #include <fcntl.h>
@@ -48,6 +55,7 @@
 #include "engine/process.h"
 #include "engine/redact.h"
 #include "engine/stream_receiver.h"
+#include "engine/stream_seal.h"
 #include "engine/stream_sender.h"
 
 namespace {
@@ -241,6 +249,7 @@ int run_recv(const ReceiverOptions& options) {
                         {"sender_digest", stats->sender_digest.hex()},
                         {"readback_checked", stats->readback_checked},
                         {"readback_mismatches", stats->readback_mismatches},
+                        {"sealed", stats->sealed},
                         {"usage", resource_usage()}};
     std::cout << j.dump() << std::endl;
     return 0;
@@ -276,8 +285,21 @@ int run_state(const std::string& path, uint64_t size, uint32_t block_size) {
 }
 
 int run_hashes(const std::string& path, uint32_t block_size, const std::string& state_path,
-               bool print) {
-    auto state = hash_device(path, block_size);
+               bool print, const std::string& seal_path) {
+    Result<ChunkState> state = Status(Code::not_found, "no seal");
+    if (!seal_path.empty()) {
+        std::string why;
+        // The seal's size is the source's (a block device may be larger).
+        auto seal = read_seal_any(seal_path, path, &why);
+        if (seal && seal->block_size() == block_size) {
+            state = std::move(*seal);
+            drop_seal(seal_path);  // one use: the receiver writes a new one
+            std::fprintf(stderr, "sealed\n");
+        }
+    }
+    if (!state.ok()) {
+        state = hash_device(path, block_size);
+    }
     if (!state.ok()) {
         return fail(state.status());
     }
@@ -296,7 +318,7 @@ int run_hashes(const std::string& path, uint32_t block_size, const std::string& 
     return 0;
 }
 
-int run_info(const std::string& path) {
+int run_info(const std::string& path, const std::string& seal_path) {
     struct stat st {};
     nlohmann::json j;
     if (::stat(path.c_str(), &st) != 0) {
@@ -314,6 +336,16 @@ int run_info(const std::string& path) {
              {"size", size.ok() ? *size : 0},
              {"readable", size.ok()},
              {"allocated_bytes", static_cast<uint64_t>(st.st_blocks) * 512}};
+    }
+    if (!seal_path.empty()) {
+        std::string why;
+        auto seal = read_seal_any(seal_path, path, &why);
+        j["seal"] = seal
+                        ? nlohmann::json{{"size", seal->size()}, {"block_size", seal->block_size()}}
+                        : nlohmann::json(nullptr);
+        if (!seal) {
+            j["seal_why"] = why;
+        }
     }
     std::cout << j.dump() << std::endl;
     return 0;
@@ -348,6 +380,8 @@ int main(int argc, char** argv) {
     r->add_option("--state", recv.state_path);
     r->add_flag("--fresh", recv.fresh);
     r->add_flag("--verify-readback", recv.verify_readback);
+    r->add_option("--seal", recv.seal_path, "the destination's seal (removed first)");
+    r->add_option("--seal-block-size", recv.seal_block_size, "seal a complete copy at this size");
 
     std::string state_path;
     uint64_t size = 0;
@@ -364,6 +398,8 @@ int main(int argc, char** argv) {
     h->add_option("--state", state_path)->required();
     bool print_state = false;
     h->add_flag("--print", print_state, "print the state instead of a summary");
+    std::string seal_path;
+    h->add_option("--seal", seal_path, "use this seal instead of reading the disk when it holds");
 
     GuestDiskOptions guest;
     std::string guest_nics;
@@ -381,6 +417,7 @@ int main(int argc, char** argv) {
     std::string info_path;
     auto* i = app.add_subcommand("info", "describe a path");
     i->add_option("--path", info_path)->required();
+    i->add_option("--seal", seal_path);
 
     try {
         app.parse(argc, argv);
@@ -402,7 +439,7 @@ int main(int argc, char** argv) {
         return run_edit_guest(guest, guest_nics, guest_dry_run);
     }
     if (h->parsed()) {
-        return run_hashes(hash_path, block_size, state_path, print_state);
+        return run_hashes(hash_path, block_size, state_path, print_state, seal_path);
     }
-    return run_info(info_path);
+    return run_info(info_path, seal_path);
 }

@@ -35,6 +35,9 @@ void add_stream_command(CLI::App& app, StreamOptions& o) {
     cmd->add_flag("--sparse,!--no-sparse", r.sparse, "skip holes and zero blocks (default on)");
     cmd->add_flag("--resume", r.resume, "continue an interrupted copy from its confirmed chunks");
     cmd->add_flag("--delta", r.delta, "hash the destination and send only differing chunks");
+    cmd->add_flag("--seal", r.seal,
+                  "keep the destination's block hashes after a complete copy, so a later "
+                  "--delta need not read it");
     cmd->add_flag("--verify-readback", r.verify_readback,
                   "re-read the destination after the copy and check every chunk");
     cmd->add_flag("--dst-fresh", r.dst_fresh,

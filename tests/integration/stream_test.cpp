@@ -298,6 +298,68 @@ TEST_F(StreamCli, VerifyReadbackAndDeltaResync) {
     EXPECT_EQ(result["block_size"], 4096);
 }
 
+// --seal leaves the destination's block hashes: the next --delta reads only
+// the source. A destination written to since is noticed and hashed again.
+TEST_F(StreamCli, SealedDeltaReadsOnlyTheSourceUnlessTheDestinationChanged) {
+    const std::string image = src_disk("sealed.img");
+    const std::string dst = dst_disk("sealed.img");
+    make_image(image, 64 * k_mib, 6);
+    auto change_blocks = [](const std::string& path, uint32_t seed) {
+        int fd = ::open(path.c_str(), O_WRONLY);
+        std::mt19937 rng(seed);
+        for (int i = 0; i < 16; ++i) {
+            std::string bytes(4096, static_cast<char>('a' + i));
+            off_t at = static_cast<off_t>((rng() % (64 * k_mib / 4096)) * 4096);
+            ASSERT_EQ(::pwrite(fd, bytes.data(), bytes.size(), at), 4096);
+        }
+        ::close(fd);
+    };
+    for (const char* mode : {"direct", "relay"}) {
+        SCOPED_TRACE(mode);
+        auto first =
+            stream({"--src-dev-path", image, "--dst-dev-path", dst, "--mode", mode, "--seal"});
+        ASSERT_TRUE(first.ok());
+        ASSERT_EQ(first->exit.code, 0) << first->err;
+        EXPECT_EQ(last_json(first->out)["sealed"], true);
+        change_blocks(image, mode[0]);
+        auto delta =
+            stream({"--src-dev-path", image, "--dst-dev-path", dst, "--mode", mode, "--delta"});
+        ASSERT_TRUE(delta.ok());
+        ASSERT_EQ(delta->exit.code, 0) << delta->err;
+        auto result = last_json(delta->out);
+        EXPECT_EQ(result["delta_baseline"], "seal");
+        EXPECT_TRUE(same_contents(image, dst));
+        EXPECT_LE(result["bytes_written"].get<uint64_t>(), 16 * 4096u);
+        EXPECT_EQ(result["sealed"], false) << "the seal is used once";
+    }
+    // Sealed, then the destination is written behind our back (the same
+    // bytes, even): the delta must not trust the seal.
+    auto sealed =
+        stream({"--src-dev-path", image, "--dst-dev-path", dst, "--mode", "direct", "--seal"});
+    ASSERT_TRUE(sealed.ok());
+    ASSERT_EQ(sealed->exit.code, 0) << sealed->err;
+    change_blocks(dst, 77);
+    change_blocks(image, 78);
+    auto delta =
+        stream({"--src-dev-path", image, "--dst-dev-path", dst, "--mode", "direct", "--delta"});
+    ASSERT_TRUE(delta.ok());
+    ASSERT_EQ(delta->exit.code, 0) << delta->err;
+    EXPECT_EQ(last_json(delta->out)["delta_baseline"], "hashed");
+    EXPECT_TRUE(same_contents(image, dst)) << "blocks changed on the destination survived";
+    // A plain copy drops an old seal too.
+    ASSERT_EQ(stream({"--src-dev-path", image, "--dst-dev-path", dst, "--mode", "direct", "--seal"})
+                  ->exit.code,
+              0);
+    change_blocks(dst, 79);
+    ASSERT_EQ(
+        stream({"--src-dev-path", image, "--dst-dev-path", dst, "--mode", "direct"})->exit.code, 0);
+    change_blocks(image, 80);
+    delta = stream({"--src-dev-path", image, "--dst-dev-path", dst, "--mode", "direct", "--delta"});
+    ASSERT_TRUE(delta.ok());
+    EXPECT_EQ(last_json(delta->out)["delta_baseline"], "hashed");
+    EXPECT_TRUE(same_contents(image, dst));
+}
+
 // Kills the copy at random points (the controller, or the SSH sessions on
 // either host) and resumes each time to a bit-identical result.
 TEST_F(StreamCli, ResumesToIdenticalCopiesAfterRandomKills) {

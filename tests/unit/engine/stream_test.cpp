@@ -2,6 +2,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <random>
 #include <thread>
 
@@ -10,6 +13,7 @@
 
 #include "engine/stream.h"
 #include "engine/stream_receiver.h"
+#include "engine/stream_seal.h"
 #include "engine/stream_sender.h"
 #include "tests/support/temp_dir.h"
 
@@ -294,6 +298,159 @@ TEST_F(StreamTest, MissingSourceIsNotFound) {
     ::close(fds[1]);
     EXPECT_EQ(r.status().code(), Code::not_found);
     EXPECT_NE(r.status().message().find("nope.img"), std::string::npos);
+}
+
+// The seal of a copy made in 64 KiB chunks holds every 4 KiB block's hash,
+// as a fresh hash pass of the destination would find them, until anything
+// writes to the destination.
+TEST_F(StreamTest, SealHoldsTheDestinationsBlockHashesUntilItIsWritten) {
+    m_recv.seal_path = m_dir.file("seal");
+    m_recv.seal_block_size = 4096;
+    auto t = transfer(m_send, m_recv);
+    ASSERT_TRUE(t.received.ok()) << t.received.status().to_string();
+    ASSERT_TRUE(t.received->complete());
+    EXPECT_TRUE(t.received->sealed);
+    const uint64_t size = t.sent->size;
+    std::string why;
+    auto seal = read_seal(m_recv.seal_path, m_dst, size, 4096, &why);
+    ASSERT_TRUE(seal.has_value()) << why;
+    auto fresh = hash_device(m_dst, 4096);
+    ASSERT_TRUE(fresh.ok());
+    EXPECT_EQ(seal->hashes(), fresh->hashes());
+    EXPECT_EQ(seal->confirmed_count(), seal->count());
+    EXPECT_FALSE(read_seal(m_recv.seal_path, m_dst, size, 8192, &why).has_value());
+    EXPECT_NE(why.find("geometry"), std::string::npos) << why;
+    EXPECT_FALSE(read_seal(m_recv.seal_path, m_dir.file("other.img"), size, 4096, &why));
+
+    // The same bytes written again still count as a write.
+    std::string block = read_all(m_dst).substr(8192, 4096);
+    int fd = ::open(m_dst.c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::pwrite(fd, block.data(), block.size(), 8192), 4096);
+    ::close(fd);
+    EXPECT_FALSE(read_seal(m_recv.seal_path, m_dst, size, 4096, &why).has_value());
+    EXPECT_NE(why.find("changed since the seal"), std::string::npos) << why;
+}
+
+TEST_F(StreamTest, DeltaAgainstASealWritesOnlyChangesAndSealsAgain) {
+    m_recv.seal_path = m_dir.file("seal");
+    m_recv.seal_block_size = 4096;
+    ASSERT_TRUE(transfer(m_send, m_recv).received.ok());
+    int fd = ::open(m_src.c_str(), O_WRONLY);
+    for (uint64_t block : {3u, 100u, 700u}) {
+        std::string data(10, 'q');
+        ASSERT_EQ(::pwrite(fd, data.data(), data.size(), static_cast<off_t>(block * 4096 + 7)), 10);
+    }
+    ::close(fd);
+    const uint64_t size = read_all(m_src).size();
+    auto seal = read_seal(m_recv.seal_path, m_dst, size, 4096, nullptr);
+    ASSERT_TRUE(seal.has_value());
+    ASSERT_TRUE(seal->save(m_recv.state_path).ok());  // what `hashes --seal` does
+    m_send.block_size = 4096;
+    m_send.known = known_from_state(*seal);
+    auto t = transfer(m_send, m_recv);
+    ASSERT_TRUE(t.received.ok()) << t.received.status().to_string();
+    EXPECT_TRUE(t.received->complete());
+    EXPECT_EQ(read_all(m_dst), read_all(m_src));
+    EXPECT_EQ(t.received->bytes_written, 3u * 4096);
+    EXPECT_TRUE(t.received->sealed) << "a stream at the seal's block size seals again";
+    auto again = read_seal(m_recv.seal_path, m_dst, size, 4096, nullptr);
+    ASSERT_TRUE(again.has_value());
+    EXPECT_EQ(again->hashes(), hash_device(m_dst, 4096)->hashes());
+}
+
+TEST_F(StreamTest, InterruptedOrResumedCopyLeavesNoSealAndAnyCopyDropsAnOldOne) {
+    m_recv.seal_path = m_dir.file("seal");
+    m_recv.seal_block_size = 4096;
+    ASSERT_TRUE(transfer(m_send, m_recv).received.ok());
+    ASSERT_TRUE(std::filesystem::exists(m_recv.seal_path));
+    // A copy that does not seal still removes the old seal before writing.
+    ReceiverOptions plain = m_recv;
+    plain.seal_block_size = 0;
+    auto cut = transfer(m_send, plain, 5000);
+    EXPECT_FALSE(cut.received.ok());
+    EXPECT_FALSE(std::filesystem::exists(m_recv.seal_path));
+    // Resumed: the chunks it skips were never hashed at 4 KiB here.
+    auto state = ChunkState::load(m_recv.state_path, read_all(m_src).size(), k_block);
+    ASSERT_TRUE(state.has_value());
+    ASSERT_GT(state->confirmed_count(), 0u);
+    m_send.known = known_from_state(*state);
+    auto resumed = transfer(m_send, m_recv);
+    ASSERT_TRUE(resumed.received.ok());
+    EXPECT_TRUE(resumed.received->complete());
+    EXPECT_FALSE(resumed.received->sealed);
+    EXPECT_FALSE(std::filesystem::exists(m_recv.seal_path));
+    std::string why;
+    EXPECT_FALSE(read_seal(m_recv.seal_path, m_dst, 1, 4096, &why).has_value());
+    EXPECT_EQ(why, "no seal");
+}
+
+TEST_F(StreamTest, DamagedOrIncompleteSealIsNotTrusted) {
+    m_recv.seal_path = m_dir.file("seal");
+    m_recv.seal_block_size = 4096;
+    ASSERT_TRUE(transfer(m_send, m_recv).received.ok());
+    std::string data = read_all(m_recv.seal_path);
+    data[data.size() - 20] ^= 1;
+    testing_support::write_all(m_recv.seal_path, data);
+    std::string why;
+    EXPECT_FALSE(read_seal_any(m_recv.seal_path, m_dst, &why).has_value());
+    EXPECT_NE(why.find("damaged seal"), std::string::npos) << why;
+    ChunkState partial(read_all(m_src).size(), 4096);
+    partial.confirm(0, 1);
+    ASSERT_TRUE(write_seal(m_recv.seal_path, m_dst, partial).ok());
+    EXPECT_FALSE(read_seal_any(m_recv.seal_path, m_dst, &why).has_value());
+    EXPECT_EQ(why, "incomplete seal");
+}
+
+// A loop device: writes through it, and writes to its backing file behind
+// its back, both change its identity.
+TEST(SealIdentity, BlockDeviceChangesWithWritesThroughItAndToItsBackingFile) {
+    if (::geteuid() != 0 || std::system("losetup --version > /dev/null 2>&1") != 0) {
+        GTEST_SKIP() << "needs root and losetup to attach a loop device";
+    }
+    TempDir dir;
+    const std::string file = dir.file("disk.img");
+    testing_support::write_all(file, std::string(1 << 20, 'a'));
+    FILE* p = ::popen(("losetup --find --show " + file).c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    char line[128] = {};
+    ASSERT_NE(std::fgets(line, sizeof line, p), nullptr);
+    ::pclose(p);
+    std::string dev(line);
+    dev.erase(dev.find_last_not_of('\n') + 1);
+    auto detach = [&] { std::system(("losetup -d " + dev).c_str()); };
+    auto id0 = destination_identity(dev);
+    ASSERT_TRUE(id0.ok()) << id0.status().to_string();
+    EXPECT_EQ(id0->rfind("block rdev=", 0), 0u) << *id0;
+    EXPECT_NE(id0->find(" backing(dev="), std::string::npos) << *id0;
+    EXPECT_EQ(*destination_identity(dev), *id0) << "reading changes nothing";
+    int fd = ::open(dev.c_str(), O_WRONLY | O_DIRECT);
+    alignas(4096) static char block[4096];
+    std::memset(block, 'b', sizeof block);
+    bool wrote = fd >= 0 && ::pwrite(fd, block, sizeof block, 4096) == 4096 && ::fsync(fd) == 0;
+    if (fd >= 0) {
+        ::close(fd);
+    }
+    auto id1 = destination_identity(dev);
+    fd = ::open(file.c_str(), O_WRONLY);
+    bool wrote_file = fd >= 0 && ::pwrite(fd, "c", 1, 0) == 1;
+    if (fd >= 0) {
+        ::close(fd);
+    }
+    auto id2 = destination_identity(dev);
+    // With I/O accounting off the counters would stand still.
+    const std::string iostats =
+        "/sys/block/" + std::filesystem::path(dev).filename().string() + "/queue/iostats";
+    testing_support::write_all(iostats, "0");
+    auto off = destination_identity(dev);
+    testing_support::write_all(iostats, "1");
+    detach();
+    ASSERT_FALSE(off.ok());
+    EXPECT_NE(off.status().message().find("iostats"), std::string::npos);
+    ASSERT_TRUE(wrote && wrote_file);
+    ASSERT_TRUE(id1.ok() && id2.ok());
+    EXPECT_NE(*id1, *id0) << "a write through the device";
+    EXPECT_NE(*id2, *id1) << "a write to the backing file";
 }
 
 TEST(StreamProtocol, RejectsGarbageAndOffGridFrames) {
